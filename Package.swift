@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "nfs-vsock",
+    products: [
+        .executable(name: "exportfs", targets: ["exportfs"]),
+        .library(name: "NFSExports", targets: ["NFSExports"]),
+        .library(name: "NFSAdmin", targets: ["NFSAdmin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Pure exports(5) engine: parsing, client specs, options, matching,
+        // etab formatting. No I/O, no globals, no clock.
+        .target(name: "NFSExports"),
+        // The I/O layer the tools share: state directory, etab lock and
+        // atomic write, kernel cache channels, the exportability probe.
+        .target(name: "NFSAdmin", dependencies: ["NFSExports"]),
+        .target(
+            name: "ExportfsCommand",
+            dependencies: [
+                "NFSExports", "NFSAdmin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
+        .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
+        .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small file helpers over raw syscalls. Paths are plain strings; all
+/// errors keep the call and errno.
+public enum FileSystem {
+    /// The whole file, or nil if it does not exist.
+    public static func readIfExists(_ path: String) throws(SystemError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw SystemError("open", path, errno: errno)
+        }
+        defer { close(fd) }
+        return try readAll(fd: fd, name: path)
+    }
+
+    public static func read(_ path: String) throws(SystemError) -> [UInt8] {
+        guard let bytes = try readIfExists(path) else { throw SystemError("open", path, errno: ENOENT) }
+        return bytes
+    }
+
+    static func readAll(fd: Int32, name: String) throws(SystemError) -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = try check("read", name) {
+                buffer.withUnsafeMutableBytes { raw in
+                    // SAFETY: raw is a valid writable buffer of raw.count bytes for the call.
+                    Glibc.read(fd, raw.baseAddress, raw.count)
+                }
+            }
+            if count == 0 { return result }
+            result.append(contentsOf: buffer[0..<count])
+        }
+    }
+
+    static func writeAll(fd: Int32, _ bytes: [UInt8], name: String) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try check("write", name) {
+                bytes.withUnsafeBytes { raw in
+                    // SAFETY: offset < raw.count, so the range lies inside the array's storage.
+                    Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+                }
+            }
+            offset += written
+        }
+    }
+
+    /// Writes one message in one write(2), as the kernel's cache channels
+    /// and /proc/fs/nfsd files require.
+    public static func writeMessage(_ text: String, to path: String) throws(SystemError) {
+        let fd = try check("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let written = try check("write", path) {
+            bytes.withUnsafeBytes { raw in
+                // SAFETY: raw covers the whole message.
+                Glibc.write(fd, raw.baseAddress, raw.count)
+            }
+        }
+        if written != bytes.count { throw SystemError("write", path, errno: EIO) }
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// realpath(3), or nil when the path cannot be resolved.
+    public static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Regular files and symlinks in `directory`, names not starting with
+    /// '.', in version order (as scandir(…, versionsort)).
+    public static func directoryEntries(_ directory: String) throws(SystemError) -> [String]? {
+        guard let dir = opendir(directory) else {
+            if errno == ENOENT { return nil }
+            throw SystemError("opendir", directory, errno: errno)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let type = entry.pointee.d_type
+            guard type == UInt8(DT_REG) || type == UInt8(DT_LNK) || type == UInt8(DT_UNKNOWN) else { continue }
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                // SAFETY: d_name is a NUL-terminated array inside the dirent.
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name.hasPrefix(".") { continue }
+            names.append(name)
+        }
+        return names.sorted(by: VersionOrder.less)
+    }
+
+    /// Writes `bytes` to `path` through `path.tmp` + fsync + rename, but only
+    /// when the content differs from what is there. Returns whether it wrote.
+    @discardableResult
+    public static func replaceIfChanged(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) -> Bool {
+        if let current = try readIfExists(path), current == bytes { return false }
+        let temporary = path + ".tmp"
+        let fd = try check("open", temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        do {
+            try writeAll(fd: fd, bytes, name: temporary)
+            try check("fsync", temporary) { fsync(fd) }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        do {
+            try check("rename", "\(temporary) to \(path)") { rename(temporary, path) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        // Make the rename durable too.
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let dirfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
+        return true
+    }
+}
+
+/// An fcntl write lock on a lock file, held until `unlock()` or deinit.
+/// nfs-utils locks `.etab.lock` the same way, so both tool sets exclude
+/// each other.
+public final class FileLock {
+    private var fd: Int32
+    public let path: String
+
+    public init(path: String) throws(SystemError) {
+        self.path = path
+        fd = try check("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        do {
+            try check("fcntl(F_SETLKW)", path) { fcntl(fd, F_SETLKW, &lock) }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    public func unlock() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    deinit { unlock() }
+}
+
+/// strverscmp(3) order for file names: runs of digits compare by value, so
+/// "9.exports" sorts before "10.exports".
+public enum VersionOrder {
+    public static func less(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var i = 0, j = 0
+        func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        while i < x.count && j < y.count {
+            if isDigit(x[i]) && isDigit(y[j]) {
+                var iEnd = i, jEnd = j
+                while iEnd < x.count && isDigit(x[iEnd]) { iEnd += 1 }
+                while jEnd < y.count && isDigit(y[jEnd]) { jEnd += 1 }
+                // Compare by value: strip leading zeros, then length, then digits.
+                var iStart = i, jStart = j
+                while iStart < iEnd - 1 && x[iStart] == 0x30 { iStart += 1 }
+                while jStart < jEnd - 1 && y[jStart] == 0x30 { jStart += 1 }
+                let lengthX = iEnd - iStart, lengthY = jEnd - jStart
+                if lengthX != lengthY { return lengthX < lengthY }
+                for k in 0..<lengthX where x[iStart + k] != y[jStart + k] { return x[iStart + k] < y[jStart + k] }
+                if iEnd - i != jEnd - j { return iEnd - i > jEnd - j }
+                i = iEnd
+                j = jEnd
+            } else {
+                if x[i] != y[j] { return x[i] < y[j] }
+                i += 1
+                j += 1
+            }
+        }
+        return x.count - i < y.count - j
+    }
+}

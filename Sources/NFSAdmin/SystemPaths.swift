@@ -1,0 +1,36 @@
+/// Every file the tools touch, under one movable root.
+///
+/// Production uses "/" as root. Tests move it with the environment variable
+/// NFS_VSOCK_ROOT (the same idea as nfs-utils' state-directory override), but
+/// the tests that prove behaviour run against a real kernel with root "/".
+public struct SystemPaths: Sendable, Hashable {
+    public var root: String
+    /// /var/lib/nfs unless nfs.conf's state-directory-path moves it.
+    public var stateDirectory: String
+
+    public init(root: String = "/", stateDirectory: String? = nil) {
+        let trimmed = root == "/" ? "" : (root.hasSuffix("/") ? String(root.dropLast()) : root)
+        self.root = trimmed
+        self.stateDirectory = stateDirectory.map { trimmed + $0 } ?? trimmed + "/var/lib/nfs"
+    }
+
+    public static func fromEnvironment(_ environment: [String: String]) -> SystemPaths {
+        SystemPaths(root: environment["NFS_VSOCK_ROOT"] ?? "/")
+    }
+
+    public func underRoot(_ path: String) -> String { root + path }
+
+    public var exportsFile: String { root + "/etc/exports" }
+    public var exportsDirectory: String { root + "/etc/exports.d" }
+    public var nfsConf: String { root + "/etc/nfs.conf" }
+    public var nfsConfDirectory: String { root + "/etc/nfs.conf.d" }
+    public var etab: String { stateDirectory + "/etab" }
+    public var etabLock: String { stateDirectory + "/.etab.lock" }
+    public var rmtab: String { stateDirectory + "/rmtab" }
+    public var procNFSD: String { root + "/proc/fs/nfsd" }
+    public var procRPC: String { root + "/proc/net/rpc" }
+    public var exportFeatures: String { procNFSD + "/export_features" }
+
+    public func cacheChannel(_ cache: String) -> String { procRPC + "/\(cache)/channel" }
+    public func cacheFlush(_ cache: String) -> String { procRPC + "/\(cache)/flush" }
+}

@@ -1,0 +1,242 @@
+/// Parses an exports(5) option list ("rw,sync,sec=krb5:sys,ro") into
+/// `ExportOptions`, reporting every problem with its column.
+///
+/// The semantics are nfs-utils' (support/nfs/exports.c parseopts): options
+/// apply left to right, later ones win, and a `sec=` clause makes the
+/// per-flavor options after it apply to the flavors it names.
+public struct ExportOptionsParser: Sendable {
+    /// Flags that may differ per security flavor on this kernel.
+    public var perFlavorFlags: ExportFlags
+
+    public init(features: ExportFeatures) {
+        self.perFlavorFlags = features.perFlavorFlags
+    }
+
+    public struct Result: Sendable {
+        public var options: ExportOptions
+        public var diagnostics: [Diagnostic]
+        /// The options as written, with their locations, for linting.
+        public var written: [(name: String, location: SourceLocation)]
+    }
+
+    /// Applies `text` on top of `base`. `origin` is the location of the
+    /// first character of `text`.
+    public func parse(_ text: Substring, onto base: ExportOptions, origin: SourceLocation) -> Result {
+        var options = base
+        var diagnostics: [Diagnostic] = []
+        var written: [(String, SourceLocation)] = []
+        // Indices into options.security that the last sec= clause named.
+        var active: Set<Int> = []
+
+        func set(_ flag: ExportFlags) {
+            options.flags.insert(flag)
+            for index in active { options.security[index].flags.insert(flag) }
+        }
+        func clear(_ flag: ExportFlags) {
+            options.flags.remove(flag)
+            for index in active { options.security[index].flags.remove(flag) }
+        }
+
+        var column = origin.column
+        var rest = text[...]
+        // Leading blanks, and blanks after each comma, are skipped.
+        func skipBlanks() {
+            while let c = rest.first, c == " " || c == "\t" {
+                rest.removeFirst()
+                column += 1
+            }
+        }
+        skipBlanks()
+        while !rest.isEmpty {
+            let option: Substring
+            if let comma = rest.firstIndex(of: ",") {
+                option = rest[..<comma]
+                rest = rest[rest.index(after: comma)...]
+            } else {
+                option = rest
+                rest = rest[rest.endIndex...]
+            }
+            let location = SourceLocation(file: origin.file, line: origin.line, column: column)
+            column += option.count + 1
+            written.append((String(option), location))
+            func error(_ message: String, hint: String? = nil) {
+                diagnostics.append(Diagnostic(.error, location, message, hint: hint))
+            }
+
+            let (name, value) = Self.split(option)
+            switch (name, value) {
+            case ("ro", nil): set(.readOnly)
+            case ("rw", nil): clear(.readOnly)
+            case ("secure", nil): clear(.insecurePort)
+            case ("insecure", nil): set(.insecurePort)
+            case ("sync", nil): clear(.async)
+            case ("async", nil): set(.async)
+            case ("nordirplus", nil): set(.noReaddirPlus)
+            case ("security_label", nil): set(.securityLabel)
+            case ("nohide", nil): set(.noHide)
+            case ("hide", nil): clear(.noHide)
+            case ("crossmnt", nil): set(.crossMount)
+            case ("nocrossmnt", nil): clear(.crossMount)
+            case ("wdelay", nil): set(.gatheredWrites)
+            case ("no_wdelay", nil): clear(.gatheredWrites)
+            case ("root_squash", nil): set(.rootSquash)
+            case ("no_root_squash", nil): clear(.rootSquash)
+            case ("all_squash", nil): set(.allSquash)
+            case ("no_all_squash", nil): clear(.allSquash)
+            case ("subtree_check", nil): clear(.noSubtreeCheck)
+            case ("no_subtree_check", nil): set(.noSubtreeCheck)
+            case ("auth_nlm", nil), ("secure_locks", nil): clear(.noAuthNLM)
+            case ("no_auth_nlm", nil), ("insecure_locks", nil): set(.noAuthNLM)
+            case ("acl", nil): clear(.noACL)
+            case ("no_acl", nil): set(.noACL)
+            case ("pnfs", nil): set(.pnfs)
+            case ("no_pnfs", nil): clear(.pnfs)
+            case ("anonuid", let value?), ("anongid", let value?):
+                guard let id = Self.parseDecimalInt32(value) else {
+                    error("bad \(name) \"\(value)\"", hint: "give a decimal user or group id, e.g. \(name)=65534")
+                    break
+                }
+                if name == "anonuid" { options.anonUID = id } else { options.anonGID = id }
+            case ("fsid", let value?):
+                if value == "root" {
+                    options.fsidNumber = 0
+                    set(.fsid)
+                } else if let number = Self.parseCUnsigned(value) {
+                    options.fsidNumber = number
+                    set(.fsid)
+                } else if value.filter(\.isHexDigit).count == 32 {
+                    options.fsidUUID = String(value)
+                } else {
+                    error("bad fsid \"\(value)\"", hint: "use fsid=root, a number, or a 32-hex-digit UUID")
+                }
+            case ("mountpoint", nil), ("mp", nil):
+                options.mountpoint = ""
+            case ("mountpoint", let value?), ("mp", let value?):
+                options.mountpoint = String(value)
+            case ("refer", let value?):
+                options.locations = .refer(String(value))
+            case ("replicas", let value?):
+                options.locations = .replicas(String(value))
+            case ("sec", let value?):
+                var named: Set<Int> = []
+                var failed = false
+                for flavorName in value.split(separator: ":", omittingEmptySubsequences: false) {
+                    guard let flavor = SecurityFlavor(named: String(flavorName)) else {
+                        error("unknown security flavor \"\(flavorName)\"",
+                              hint: "use sys, krb5, krb5i, krb5p or none")
+                        failed = true
+                        break
+                    }
+                    if let index = options.security.firstIndex(where: { $0.flavor.number == flavor.number }) {
+                        named.insert(index)
+                    } else if options.security.count >= 8 {
+                        error("more than 8 security flavors on an export")
+                        failed = true
+                        break
+                    } else {
+                        options.security.append(SecurityEntry(flavor: flavor, flags: options.flags))
+                        named.insert(options.security.count - 1)
+                    }
+                }
+                if !failed { active = named }
+            case ("xprtsec", let value?):
+                var modes: [TransportSecurity] = []
+                for modeName in value.split(separator: ":", omittingEmptySubsequences: false) {
+                    guard let mode = TransportSecurity(rawValue: String(modeName)) else {
+                        error("unknown xprtsec mode \"\(modeName)\"", hint: "use none, tls or mtls, separated by ':'")
+                        break
+                    }
+                    if !modes.contains(mode) { modes.append(mode) }
+                }
+                options.transportSecurity = modes
+            case ("reexport", let value?):
+                guard let policy = ReexportPolicy(rawValue: String(value)) else {
+                    error("unknown reexport policy \"\(value)\"", hint: "use auto-fsidnum, predefined-fsidnum or none")
+                    break
+                }
+                options.reexport = policy
+            default:
+                if option.isEmpty {
+                    error("empty option in option list", hint: "remove the extra ','")
+                } else if Self.valueOptions.contains(String(name)) && value == nil {
+                    error("option \"\(name)\" needs a value", hint: "write \(name)=VALUE")
+                } else if value != nil && Self.plainOptions.contains(String(name)) {
+                    error("option \"\(name)\" takes no value")
+                } else {
+                    error("unknown option \"\(option)\"", hint: "see exports(5) for the option names")
+                }
+            }
+            skipBlanks()
+        }
+
+        // nfs-utils' fix_pseudoflavor_flags: flags that cannot vary per
+        // flavor follow the export's.
+        let shared = options.flags.subtracting(perFlavorFlags)
+        for index in options.security.indices {
+            options.security[index].flags.formUnion(shared)
+        }
+        return Result(options: options, diagnostics: diagnostics, written: written)
+    }
+
+    static let valueOptions: Set<String> = ["anonuid", "anongid", "fsid", "refer", "replicas", "sec", "xprtsec", "reexport"]
+    static let plainOptions: Set<String> = [
+        "ro", "rw", "secure", "insecure", "sync", "async", "nordirplus", "security_label", "nohide", "hide",
+        "crossmnt", "nocrossmnt", "wdelay", "no_wdelay", "root_squash", "no_root_squash", "all_squash",
+        "no_all_squash", "subtree_check", "no_subtree_check", "auth_nlm", "no_auth_nlm", "secure_locks",
+        "insecure_locks", "acl", "no_acl", "pnfs", "no_pnfs",
+    ]
+
+    /// The options that only switch a flag, and which flag/value they mean,
+    /// for conflict detection.
+    static let flagOptions: [String: (flag: ExportFlags, set: Bool)] = [
+        "ro": (.readOnly, true), "rw": (.readOnly, false),
+        "secure": (.insecurePort, false), "insecure": (.insecurePort, true),
+        "sync": (.async, false), "async": (.async, true),
+        "nohide": (.noHide, true), "hide": (.noHide, false),
+        "crossmnt": (.crossMount, true), "nocrossmnt": (.crossMount, false),
+        "wdelay": (.gatheredWrites, true), "no_wdelay": (.gatheredWrites, false),
+        "root_squash": (.rootSquash, true), "no_root_squash": (.rootSquash, false),
+        "all_squash": (.allSquash, true), "no_all_squash": (.allSquash, false),
+        "subtree_check": (.noSubtreeCheck, false), "no_subtree_check": (.noSubtreeCheck, true),
+        "auth_nlm": (.noAuthNLM, false), "secure_locks": (.noAuthNLM, false),
+        "no_auth_nlm": (.noAuthNLM, true), "insecure_locks": (.noAuthNLM, true),
+        "acl": (.noACL, false), "no_acl": (.noACL, true),
+        "pnfs": (.pnfs, true), "no_pnfs": (.pnfs, false),
+    ]
+
+    /// "name=value" -> ("name", "value"); "name" -> ("name", nil).
+    static func split(_ option: Substring) -> (Substring, Substring?) {
+        guard let equals = option.firstIndex(of: "=") else { return (option, nil) }
+        return (option[..<equals], option[option.index(after: equals)...])
+    }
+
+    /// strtol(…, 10) accepting the whole string: optional sign, digits,
+    /// truncated to the int nfs-utils stores.
+    static func parseDecimalInt32(_ text: Substring) -> Int32? {
+        var digits = text[...]
+        var negative = false
+        if let first = digits.first, first == "-" || first == "+" {
+            negative = first == "-"
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+              let magnitude = Int64(digits), magnitude <= Int64(UInt32.max)
+        else { return nil }
+        return Int32(truncatingIfNeeded: negative ? -magnitude : magnitude)
+    }
+
+    /// strtoul(…, 0) accepting the whole string: decimal, 0x hex or 0 octal.
+    static func parseCUnsigned(_ text: Substring) -> UInt32? {
+        guard !text.isEmpty, text.allSatisfy(\.isASCII) else { return nil }
+        let value: UInt64?
+        if text.hasPrefix("0x") || text.hasPrefix("0X") {
+            value = UInt64(text.dropFirst(2), radix: 16)
+        } else if text.hasPrefix("0") && text.count > 1 {
+            value = UInt64(text.dropFirst(), radix: 8)
+        } else {
+            value = UInt64(text, radix: 10)
+        }
+        guard let value, value <= UInt64(UInt32.max) else { return nil }
+        return UInt32(value)
+    }
+}

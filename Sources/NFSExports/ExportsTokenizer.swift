@@ -1,0 +1,111 @@
+/// Splits exports(5) text into logical lines of tokens the way nfs-utils'
+/// xgetc/xgettok do: white space separates tokens, `\` before a newline
+/// continues the line, `#` starts a comment, `"` quotes (and is dropped),
+/// and `\ooo` is an octal byte.
+struct ExportsTokenizer {
+    struct Token {
+        var bytes: [UInt8]
+        var line: Int
+        var column: Int
+
+        var text: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    struct Line {
+        var tokens: [Token]
+    }
+
+    struct UnterminatedQuote: Error {
+        var line: Int
+        var column: Int
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0B || byte == 0x0C || byte == 0x0D
+    }
+
+    private static func isOctal(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x37 }
+
+    /// Tokenizes the whole text. Unterminated quotes are reported and the
+    /// token ends at the end of its line.
+    static func lines(of bytes: [UInt8], unterminatedQuotes: inout [UnterminatedQuote]) -> [Line] {
+        var lines: [Line] = []
+        var current: [Token] = []
+        var index = 0
+        var line = 1
+        var column = 1
+        let count = bytes.count
+
+        func endLine() {
+            if !current.isEmpty { lines.append(Line(tokens: current)) }
+            current = []
+        }
+        func isContinuation(at position: Int) -> Bool {
+            bytes[position] == 0x5C && position + 1 < count && bytes[position + 1] == 0x0A
+        }
+
+        while index < count {
+            let byte = bytes[index]
+            if isContinuation(at: index) {
+                index += 2
+                line += 1
+                column = 1
+                continue
+            }
+            if byte == 0x0A {
+                endLine()
+                index += 1
+                line += 1
+                column = 1
+                continue
+            }
+            if isSpace(byte) {
+                index += 1
+                column += 1
+                continue
+            }
+            if byte == 0x23 {  // '#': comment to the end of the physical line
+                while index < count && bytes[index] != 0x0A { index += 1 }
+                continue
+            }
+            var token = Token(bytes: [], line: line, column: column)
+            var quoted = false
+            var quoteColumn = column
+            while index < count {
+                let c = bytes[index]
+                if c == 0x22 {  // '"'
+                    quoted.toggle()
+                    quoteColumn = column
+                    index += 1
+                    column += 1
+                    continue
+                }
+                if c == 0x0A {
+                    if quoted {
+                        unterminatedQuotes.append(UnterminatedQuote(line: token.line, column: quoteColumn))
+                    }
+                    break
+                }
+                if !quoted && (isSpace(c) || c == 0x23 || isContinuation(at: index)) { break }
+                if c == 0x5C, index + 3 < count, isOctal(bytes[index + 1]), isOctal(bytes[index + 2]), isOctal(bytes[index + 3]) {
+                    let value = Int(bytes[index + 1] - 0x30) << 6 | Int(bytes[index + 2] - 0x30) << 3 | Int(bytes[index + 3] - 0x30)
+                    if value < 256 {
+                        token.bytes.append(UInt8(value))
+                        index += 4
+                        column += 4
+                        continue
+                    }
+                }
+                token.bytes.append(c)
+                index += 1
+                column += 1
+            }
+            if quoted && index >= count {
+                unterminatedQuotes.append(UnterminatedQuote(line: token.line, column: quoteColumn))
+            }
+            current.append(token)
+        }
+        endLine()
+        return lines
+    }
+}

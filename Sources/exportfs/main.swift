@@ -1,0 +1,3 @@
+import ExportfsCommand
+
+ExportfsCommand.main()
