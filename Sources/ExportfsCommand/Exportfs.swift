@@ -125,6 +125,14 @@ public struct Exportfs {
                 return 1
             }
             configured = loader.table(from: parsed.entries, diagnostics: &diagnostics)
+            if diagnostics.hasErrors {
+                report(diagnostics)
+                self.error("no changes made to \(displayPath(paths.etab)): fix the errors above")
+                return 1
+            }
+            // As nfs-utils: conflicting duplicates still export the first
+            // entry, but the run fails so scripts notice.
+            if configured.conflictingDuplicates > 0 { status = 1 }
         }
         var commandLine: [ExportEntry] = []
         var targets: [(client: ClientSpec, clientName: String, path: String)] = []

@@ -3,12 +3,16 @@
 /// applies to this client for this path".
 public struct ExportTable: Sendable {
     public private(set) var entries: [ExportEntry]
+    /// Entries dropped because an earlier one for the same client and path
+    /// had different options (nfs-utils exits 1 for these).
+    public private(set) var conflictingDuplicates = 0
 
     public init() { entries = [] }
 
     /// Builds the table from entries in read order. The first entry for a
     /// client name and path wins; later ones are reported, as nfs-utils does.
     public init(_ list: [ExportEntry], diagnostics: inout [Diagnostic]) {
+        entries = []
         var seen: [Key: Int] = [:]
         var kept: [ExportEntry] = []
         kept.reserveCapacity(list.count)
@@ -18,6 +22,7 @@ public struct ExportTable: Sendable {
             if let index = seen[key] {
                 let first = kept[index]
                 let same = first.options == entry.options
+                if !same { conflictingDuplicates += 1 }
                 diagnostics.append(Diagnostic(.warning, entry.location,
                     same ? "duplicated export entry \(entry.displayName) (first at \(first.location)); ignored"
                          : "duplicated export entry \(entry.displayName) with different options (first at \(first.location)); the first one is used",

@@ -159,7 +159,9 @@ public struct ExportsParser: Sendable {
                 return
             }
             var effectiveClient = clientText
-            if clientText.isEmpty {
+            // nfs-utils reads "(opts)" as "*(opts)"; etab keeps an empty
+            // client name (a path listed alone) so it reads back unchanged.
+            if clientText.isEmpty && mode == .exportsFile {
                 effectiveClient = "*"
                 if mode == .exportsFile {
                     let location = SourceLocation(file: file, line: token.line, column: token.column)
