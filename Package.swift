@@ -27,6 +27,7 @@ let package = Package(
         .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
+        .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
     ],
     swiftLanguageModes: [.v6]
 )
