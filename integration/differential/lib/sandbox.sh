@@ -8,7 +8,9 @@
 #   - /etc is an overlay (tmpfs upper) over the real /etc; in it we write
 #       /etc/exports       := EXPORTS_FILE (byte copy)
 #       /etc/exports.d/    := empty, or a copy of FRAGMENT_DIR if it exists
-#       /etc/hosts         += lib/hosts (fixed test host names, no DNS)
+#       /etc/hosts         += lib/hosts (fixed test host names)
+#       /etc/nsswitch.conf    hosts: files only, so no run waits for DNS and
+#                             unresolvable names fail the same way everywhere
 #   - /var/lib/nfs is a fresh tmpfs holding an empty etab and rmtab (the
 #     state of a fresh Debian install);
 #   - /srv is a fresh tmpfs with the directories the exports file names
@@ -38,6 +40,11 @@ fi
 rm -f /etc/exports
 cp "$SB_FILE" /etc/exports
 cat "$SB_LIB/hosts" >> /etc/hosts
+if [[ -f /etc/nsswitch.conf ]]; then
+    sed -i -e "s/^hosts:.*/hosts: files/" /etc/nsswitch.conf
+else
+    echo "hosts: files" > /etc/nsswitch.conf
+fi
 [[ -d /var/lib/nfs ]] || { echo "sandbox: /var/lib/nfs missing (install nfs-kernel-server)" >&2; exit 99; }
 mount -t tmpfs -o mode=0755 sandbox /var/lib/nfs
 : > /var/lib/nfs/etab
