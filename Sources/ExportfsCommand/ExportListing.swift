@@ -104,7 +104,7 @@ enum ExportTableJSON {
         switch client {
         case .host: "host"
         case .address: "address"
-        case .network: "network"
+        case .network, .maskedNetwork: "network"
         case .wildcard: "wildcard"
         case .netgroup: "netgroup"
         case .anonymous: "anonymous"

@@ -130,9 +130,9 @@ public struct Exportfs {
                 self.error("no changes made to \(displayPath(paths.etab)): fix the errors above")
                 return 1
             }
-            // As nfs-utils: conflicting duplicates still export the first
-            // entry, but the run fails so scripts notice.
-            if configured.conflictingDuplicates > 0 { status = 1 }
+            // As nfs-utils: duplicates still export the first entry, but the
+            // run fails so scripts notice.
+            if configured.duplicates > 0 { status = 1 }
         }
         var commandLine: [ExportEntry] = []
         var targets: [(client: ClientSpec, clientName: String, path: String)] = []
@@ -147,7 +147,7 @@ public struct Exportfs {
             }
             if !request.unexport {
                 for target in targets {
-                    var entry = configured.entries.first { $0.path == target.path && $0.clientName == target.clientName }
+                    var entry = configured.entry(clientName: target.clientName, path: target.path)
                         ?? ExportEntry(path: target.path, client: target.client, clientName: target.clientName,
                                        options: ExportOptions(), location: .commandLine())
                     if let text = request.options {
@@ -204,7 +204,8 @@ public struct Exportfs {
             }
             // Trial-export what is being exported: a path the kernel cannot
             // export is left out rather than half-exported.
-            let refused = validate(exported, kernel: kernel, diagnostics: &diagnostics)
+            let (refused, unreachable) = validate(exported, kernel: kernel, diagnostics: &diagnostics)
+            if unreachable { status = 1 }
             for entry in refused {
                 table.remove(clientName: entry.clientName, path: entry.path)
                 status = 1
@@ -221,9 +222,11 @@ public struct Exportfs {
     }
 
     /// exportfs's checks of a path before exporting it. Returns the entries
-    /// the kernel refuses.
-    func validate(_ entries: [ExportEntry], kernel: KernelExports, diagnostics: inout [Diagnostic]) -> [ExportEntry] {
+    /// the kernel refuses, and whether a path is missing or not a directory
+    /// or file (exported all the same, as nfs-utils does, but the run fails).
+    func validate(_ entries: [ExportEntry], kernel: KernelExports, diagnostics: inout [Diagnostic]) -> (refused: [ExportEntry], unreachable: Bool) {
         var refused: [ExportEntry] = []
+        var unreachable = false
         let canProbe = !entries.isEmpty && kernel.canProbe()
         var probed: [String: KernelExports.ProbeResult] = [:]
         for entry in entries {
@@ -231,11 +234,13 @@ public struct Exportfs {
             let full = paths.underRoot(entry.path)
             if stat(full, &info) != 0 {
                 diagnostics.append(Diagnostic(.warning, entry.location, "cannot stat \(entry.path): \(String(cString: strerror(errno))); clients will not be able to mount it"))
+                unreachable = true
                 continue
             }
             let type = info.st_mode & S_IFMT
             if type != S_IFDIR && type != S_IFREG {
                 diagnostics.append(Diagnostic(.warning, entry.location, "\(entry.path) is neither a directory nor a file; remote access will fail"))
+                unreachable = true
                 continue
             }
             guard canProbe else { continue }
@@ -257,7 +262,7 @@ public struct Exportfs {
                 refused.append(entry)
             }
         }
-        return refused
+        return (refused, unreachable)
     }
 
     func flush(_ kernel: KernelExports) -> Int32 {

@@ -3,17 +3,7 @@
 /// `\ooo`; binary words are `\x` + lowercase hex.
 public enum CacheText {
     public static func word(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x5C {
-                let octal = String(byte, radix: 8)
-                out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
-            } else {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            }
-        }
-        return out
+        OctalEscape.escape(text) { byte in byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x5C }
     }
 
     public static func hexWord(_ bytes: [UInt8]) -> String {
@@ -24,5 +14,25 @@ public enum CacheText {
             out.append(digits[Int(byte & 0xf)])
         }
         return out
+    }
+}
+
+/// `\ooo` escaping of selected bytes, leaving every other byte (UTF-8
+/// sequences included) as it is.
+enum OctalEscape {
+    static func escape(_ text: String, where needsEscape: (UInt8) -> Bool) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            if needsEscape(byte) {
+                bytes.append(0x5C)
+                bytes.append(0x30 + (byte >> 6))
+                bytes.append(0x30 + (byte >> 3 & 7))
+                bytes.append(0x30 + (byte & 7))
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

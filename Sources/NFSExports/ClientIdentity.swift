@@ -80,6 +80,9 @@ extension ClientSpec {
                 return wanted.unmapped == address
             case .network(let network, let prefix):
                 return address.isIn(network: network, prefix: prefix)
+            case .maskedNetwork(let network, let mask):
+                guard case .v4(let value) = address else { return false }
+                return value & mask == network & mask
             case .host(let name):
                 if client.names.contains(where: { $0.caseInsensitiveEquals(name) }) { return true }
                 return nameService.addresses(ofHost: name).contains { $0.unmapped == address }

@@ -9,6 +9,9 @@ public enum ClientSpec: Sendable, Hashable {
     case address(IPAddress)
     /// `a.b.c.d/len`, `a.b.c.d/m.a.s.k`, `v6/len`.
     case network(IPAddress, prefix: Int)
+    /// `a.b.c.d/m.a.s.k` with a mask that is not a prefix (nfs-utils
+    /// accepts these and compares address & mask).
+    case maskedNetwork(address: UInt32, mask: UInt32)
     /// Host-name pattern with `*`, `?`, `[...]`.
     case wildcard(String)
     /// `@name`.
@@ -34,7 +37,7 @@ public enum ClientSpec: Sendable, Hashable {
     public var kind: Kind {
         switch self {
         case .host, .address, .vsock: .host
-        case .network, .vsockRange: .network
+        case .network, .maskedNetwork, .vsockRange: .network
         case .wildcard, .vsockAny: .wildcard
         case .netgroup: .netgroup
         case .anonymous: .anonymous
@@ -143,8 +146,8 @@ public enum ClientSpec: Sendable, Hashable {
             }
             let length = mask.leadingZeroBitCount == 0 ? (~mask).leadingZeroBitCount : 0
             guard mask == (length == 0 ? 0 : ~(UInt32.max >> UInt32(length))) else {
-                return .failure(ParseError(message: "netmask \(maskText) is not contiguous",
-                                           hint: "use a prefix length such as /24", offset: maskOffset))
+                guard case .v4(let network) = address else { preconditionFailure("checked IPv4 above") }
+                return .success(.maskedNetwork(address: network, mask: mask))
             }
             prefix = length
         } else {
@@ -203,6 +206,7 @@ public enum ClientSpec: Sendable, Hashable {
         case .host(let name): name
         case .address(let address): address.description
         case .network(let address, let prefix): "\(address)/\(prefix)"
+        case .maskedNetwork(let address, let mask): "\(IPAddress.v4(address))/\(IPAddress.v4(mask))"
         case .wildcard(let pattern): pattern
         case .netgroup(let name): "@" + name
         case .anonymous: "*"

@@ -3,18 +3,9 @@
 public enum ETabFormat {
     /// Control characters, '"', '\', '#' and white space become `\ooo`.
     public static func escapePath(_ path: String) -> String {
-        var out = ""
-        out.reserveCapacity(path.utf8.count)
-        for byte in path.utf8 {
-            let needsEscape = byte < 0x20 || byte == 0x7F || byte == 0x22 || byte == 0x5C || byte == 0x23 || byte == 0x20
-            if needsEscape {
-                let octal = String(byte, radix: 8)
-                out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
-            } else {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            }
+        OctalEscape.escape(path) { byte in
+            byte < 0x20 || byte == 0x7F || byte == 0x22 || byte == 0x5C || byte == 0x23 || byte == 0x20
         }
-        return out
     }
 
     /// The option list nfs-utils writes for an export, without parentheses.

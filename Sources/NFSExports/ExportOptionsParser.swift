@@ -101,9 +101,15 @@ public struct ExportOptionsParser: Sendable {
                 if value == "root" {
                     options.fsidNumber = 0
                     set(.fsid)
-                } else if let number = Self.parseCUnsigned(value) {
-                    options.fsidNumber = number
+                } else if let parsed = Self.parseCUnsigned(value) {
+                    options.fsidNumber = parsed.value
                     set(.fsid)
+                    if parsed.wrapped {
+                        let hint = value.count == 32 ? "a UUID needs at least one hex letter or dash to be read as one" : "use a number from 0 to 4294967295"
+                        diagnostics.append(Diagnostic(.warning, location,
+                            "fsid=\(value) does not fit in 32 bits; it is used as fsid=\(Int32(bitPattern: parsed.value)), as nfs-utils does",
+                            hint: hint))
+                    }
                 } else if value.filter(\.isHexDigit).count == 32 {
                     options.fsidUUID = String(value)
                 } else {
@@ -225,18 +231,36 @@ public struct ExportOptionsParser: Sendable {
         return Int32(truncatingIfNeeded: negative ? -magnitude : magnitude)
     }
 
-    /// strtoul(…, 0) accepting the whole string: decimal, 0x hex or 0 octal.
-    static func parseCUnsigned(_ text: Substring) -> UInt32? {
-        guard !text.isEmpty, text.allSatisfy(\.isASCII) else { return nil }
-        let value: UInt64?
-        if text.hasPrefix("0x") || text.hasPrefix("0X") {
-            value = UInt64(text.dropFirst(2), radix: 16)
-        } else if text.hasPrefix("0") && text.count > 1 {
-            value = UInt64(text.dropFirst(), radix: 8)
-        } else {
-            value = UInt64(text, radix: 10)
+    /// strtoul(…, 0) stored in a 32-bit field, accepting the whole string:
+    /// optional sign, decimal, 0x hex or 0 octal. Overflow saturates and a
+    /// minus sign negates, as in C; `wrapped` says the value was not
+    /// representable.
+    static func parseCUnsigned(_ text: Substring) -> (value: UInt32, wrapped: Bool)? {
+        var digits = text[...]
+        var negative = false
+        if let sign = digits.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
         }
-        guard let value, value <= UInt64(UInt32.max) else { return nil }
-        return UInt32(value)
+        var radix: UInt64 = 10
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+            radix = 16
+            digits = digits.dropFirst(2)
+        } else if digits.hasPrefix("0") && digits.count > 1 {
+            radix = 8
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty else { return nil }
+        var value: UInt64 = 0
+        var saturated = false
+        for character in digits {
+            guard let digit = character.hexDigitValue, UInt64(digit) < radix, character.isASCII else { return nil }
+            let (product, overflow1) = value.multipliedReportingOverflow(by: radix)
+            let (sum, overflow2) = product.addingReportingOverflow(UInt64(digit))
+            if overflow1 || overflow2 { saturated = true }
+            value = saturated ? .max : sum
+        }
+        if negative && !saturated { value = 0 &- value }
+        return (UInt32(truncatingIfNeeded: value), negative || value > UInt64(UInt32.max))
     }
 }

@@ -2,47 +2,46 @@
 /// written (client class, then the order read), answering "which entry
 /// applies to this client for this path".
 public struct ExportTable: Sendable {
-    public private(set) var entries: [ExportEntry]
-    /// Entries dropped because an earlier one for the same client and path
-    /// had different options (nfs-utils exits 1 for these).
-    public private(set) var conflictingDuplicates = 0
+    /// One list per client class, each in the order read.
+    private var buckets: [[ExportEntry]] = Array(repeating: [], count: ClientSpec.Kind.allCases.count)
+    /// (client name, path) -> position in its bucket.
+    private var index: [Key: Int] = [:]
+    /// Entries dropped because an earlier one named the same client and
+    /// path (nfs-utils reports these as errors and exits 1).
+    public private(set) var duplicates = 0
 
-    public init() { entries = [] }
+    public init() {}
+
+    /// Every entry, in etab order.
+    public var entries: [ExportEntry] { buckets.flatMap { $0 } }
+
+    public var count: Int { index.count }
 
     /// Builds the table from entries in read order. The first entry for a
     /// client name and path wins; later ones are reported, as nfs-utils does.
     public init(_ list: [ExportEntry], diagnostics: inout [Diagnostic]) {
-        entries = []
-        var seen: [Key: Int] = [:]
-        var kept: [ExportEntry] = []
-        kept.reserveCapacity(list.count)
-        seen.reserveCapacity(list.count)
+        index.reserveCapacity(list.count)
         for entry in list {
             let key = Key(client: entry.clientName, path: entry.path)
-            if let index = seen[key] {
-                let first = kept[index]
+            if let position = index[key] {
+                let first = buckets[entry.client.kind.rawValue][position]
                 let same = first.options == entry.options
-                if !same { conflictingDuplicates += 1 }
+                duplicates += 1
                 diagnostics.append(Diagnostic(.warning, entry.location,
                     same ? "duplicated export entry \(entry.displayName) (first at \(first.location)); ignored"
                          : "duplicated export entry \(entry.displayName) with different options (first at \(first.location)); the first one is used",
                     hint: "remove one of them"))
                 continue
             }
-            seen[key] = kept.count
-            kept.append(entry)
+            append(entry, key: key)
         }
-        if kept.contains(where: { $0.options.reexport != .none }) {
-            for entry in kept where entry.options.reexport == .none && entry.options.flags.contains(.fsid) {
+        if buckets.contains(where: { $0.contains { $0.options.reexport != .none } }) {
+            for entry in entries where entry.options.reexport == .none && entry.options.flags.contains(.fsid) {
                 diagnostics.append(Diagnostic(.error, entry.location,
                     "fsid= on \(entry.displayName) is not allowed while another export uses reexport=",
                     hint: "with reexport= in use, give every export a UUID fsid or none"))
             }
         }
-        // Stable sort by client class.
-        entries = kept.enumerated().sorted { a, b in
-            a.element.client.kind != b.element.client.kind ? a.element.client.kind < b.element.client.kind : a.offset < b.offset
-        }.map(\.element)
     }
 
     private struct Key: Hashable {
@@ -50,48 +49,84 @@ public struct ExportTable: Sendable {
         var path: String
     }
 
+    private mutating func append(_ entry: ExportEntry, key: Key) {
+        let kind = entry.client.kind.rawValue
+        index[key] = buckets[kind].count
+        buckets[kind].append(entry)
+    }
+
+    /// The entry for exactly this client name and path.
+    public func entry(clientName: String, path: String) -> ExportEntry? {
+        guard let position = index[Key(client: clientName, path: path)] else { return nil }
+        for bucket in buckets where position < bucket.count {
+            let entry = bucket[position]
+            if entry.clientName == clientName && entry.path == path { return entry }
+        }
+        return nil
+    }
+
     /// Replaces or adds one entry (exportfs -o / host:/path), keyed by
     /// client name and path.
     public mutating func upsert(_ entry: ExportEntry) {
-        if let index = entries.firstIndex(where: { $0.clientName == entry.clientName && $0.path == entry.path }) {
-            entries[index] = entry
-        } else {
-            let insertAt = entries.firstIndex(where: { $0.client.kind > entry.client.kind }) ?? entries.endIndex
-            entries.insert(entry, at: insertAt)
+        let key = Key(client: entry.clientName, path: entry.path)
+        let kind = entry.client.kind.rawValue
+        if let position = index[key] {
+            if position < buckets[kind].count, buckets[kind][position].clientName == entry.clientName,
+               buckets[kind][position].path == entry.path {
+                buckets[kind][position] = entry
+                return
+            }
+            remove(clientName: entry.clientName, path: entry.path)
         }
+        append(entry, key: key)
     }
 
-    /// Removes the entries for a client name and path; returns how many.
+    /// Removes the entry for a client name and path; returns how many.
     @discardableResult
     public mutating func remove(clientName: String, path: String) -> Int {
-        let before = entries.count
-        entries.removeAll { $0.clientName == clientName && $0.path == path }
-        return before - entries.count
+        let key = Key(client: clientName, path: path)
+        guard index.removeValue(forKey: key) != nil else { return 0 }
+        for kind in buckets.indices {
+            guard let position = buckets[kind].firstIndex(where: { $0.clientName == clientName && $0.path == path }) else { continue }
+            buckets[kind].remove(at: position)
+            for later in position..<buckets[kind].count {
+                let moved = buckets[kind][later]
+                index[Key(client: moved.clientName, path: moved.path)] = later
+            }
+            return 1
+        }
+        return 0
     }
 
-    public mutating func removeAll() { entries.removeAll() }
+    public mutating func removeAll() {
+        buckets = Array(repeating: [], count: ClientSpec.Kind.allCases.count)
+        index = [:]
+    }
 
     /// The entry that applies to `client` for exactly `path`: the first
     /// matching entry of the most specific client class.
     public func entry(for client: ClientIdentity, path: String, nameService: some NameService) -> ExportEntry? {
-        var best: ExportEntry? = nil
-        for entry in entries where entry.path == path && entry.client.matches(client, nameService: nameService) {
-            if best == nil || entry.client.kind < best!.client.kind { best = entry }
-            if entry.client.kind == .host { break }
+        // Buckets are in precedence order: the first match wins.
+        for bucket in buckets {
+            for entry in bucket where entry.path == path && entry.client.matches(client, nameService: nameService) {
+                return entry
+            }
         }
-        return best
+        return nil
     }
 
     /// Every export `client` may use, one per path, by the same rule.
     public func exports(for client: ClientIdentity, nameService: some NameService) -> [ExportEntry] {
         var byPath: [String: ExportEntry] = [:]
         var order: [String] = []
-        for entry in entries where entry.client.matches(client, nameService: nameService) {
+        for bucket in buckets {
+            for entry in bucket where entry.client.matches(client, nameService: nameService) {
             if let existing = byPath[entry.path] {
                 if entry.client.kind < existing.client.kind { byPath[entry.path] = entry }
             } else {
                 byPath[entry.path] = entry
                 order.append(entry.path)
+            }
             }
         }
         return order.compactMap { byPath[$0] }

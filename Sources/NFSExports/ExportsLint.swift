@@ -29,6 +29,10 @@ enum ExportsLint {
                                            "\(entry.path) is exported read-write to every IP client with no_root_squash: any host can act as root on it",
                                            hint: "name the clients, or drop no_root_squash"))
             }
+        case .maskedNetwork(_, let mask):
+            warnings.append(Diagnostic(.warning, entry.location,
+                                       "netmask \(IPAddress.v4(mask)) of \(entry.clientName) is not contiguous; addresses are matched bit by bit",
+                                       hint: "use a prefix length such as /24 unless you mean exactly this"))
         case .vsock(let cid):
             warnings += reservedCIDWarnings(first: cid, last: cid, entry: entry)
         case .vsockRange(let first, let last):

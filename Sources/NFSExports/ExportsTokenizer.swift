@@ -1,6 +1,6 @@
 /// Splits exports(5) text into logical lines of tokens the way nfs-utils'
 /// xgetc/xgettok do: white space separates tokens, `\` before a newline
-/// continues the line, `#` starts a comment, `"` quotes (and is dropped),
+/// continues the line, `#` at the start of a token starts a comment, `"` quotes (and is dropped),
 /// and `\ooo` is an octal byte.
 struct ExportsTokenizer {
     struct Token {
@@ -86,7 +86,8 @@ struct ExportsTokenizer {
                     }
                     break
                 }
-                if !quoted && (isSpace(c) || c == 0x23 || isContinuation(at: index)) { break }
+                // nfs-utils 2.6: '#' inside a token is an ordinary character.
+                if !quoted && (isSpace(c) || isContinuation(at: index)) { break }
                 if c == 0x5C, index + 3 < count, isOctal(bytes[index + 1]), isOctal(bytes[index + 2]), isOctal(bytes[index + 3]) {
                     let value = Int(bytes[index + 1] - 0x30) << 6 | Int(bytes[index + 2] - 0x30) << 3 | Int(bytes[index + 3] - 0x30)
                     if value < 256 {

@@ -90,11 +90,26 @@ struct ParserPropertyTests {
         }
     }
 
-    @Test("etab round trip: what we write reads back as the same table")
+    /// nfs-utils' etab is not a perfect round trip (options after a sec=
+    /// group also change the export's own flags when read back), so the
+    /// property is: what the kernel enforces per flavor survives, and a
+    /// second round trip changes nothing.
+    @Test("etab round trip: per-flavor access survives and rewriting is a fixpoint")
     func roundTrip() {
         var generator = ExportsTextGenerator(rng: SeededGenerator(state: 42))
         let parser = ExportsParser(features: features)
         let etabParser = ExportsParser(features: features, mode: .etab)
+        func reread(_ text: String) -> ExportTable {
+            let output = etabParser.parse(text, file: "etab")
+            #expect(!output.diagnostics.hasErrors, "\(output.diagnostics) in\n\(text)")
+            var diagnostics: [Diagnostic] = []
+            return ExportTable(output.entries, diagnostics: &diagnostics)
+        }
+        func perFlavor(_ table: ExportTable) -> [[String]] {
+            table.entries.map { entry in
+                entry.options.effectiveSecurity.map { "\($0.flavor.name):\($0.flags.intersection(.perFlavor).rawValue)" }
+            }
+        }
         var checked = 0
         for _ in 0..<6000 {
             let output = parser.parse(generator.text(), file: "f")
@@ -102,13 +117,12 @@ struct ParserPropertyTests {
             var diagnostics: [Diagnostic] = []
             let table = ExportTable(output.entries, diagnostics: &diagnostics)
             let written = ETabFormat.text(table.entries, features: features)
-            let reread = etabParser.parse(written, file: "etab")
-            #expect(!reread.diagnostics.hasErrors, "\(reread.diagnostics) in\n\(written)")
-            var diagnostics2: [Diagnostic] = []
-            let table2 = ExportTable(reread.entries, diagnostics: &diagnostics2)
-            #expect(ETabFormat.text(table2.entries, features: features) == written)
-            #expect(table2.entries.map(\.options.flags) == table.entries.map(\.options.flags))
-            #expect(table2.entries.map(\.options.effectiveSecurity) == table.entries.map(\.options.effectiveSecurity))
+            let once = reread(written)
+            #expect(perFlavor(once) == perFlavor(table), "\(written)")
+            #expect(once.entries.map(\.path) == table.entries.map(\.path))
+            #expect(once.entries.map(\.clientName) == table.entries.map(\.clientName))
+            let rewritten = ETabFormat.text(once.entries, features: features)
+            #expect(ETabFormat.text(reread(rewritten).entries, features: features) == rewritten)
             checked += 1
         }
         #expect(checked > 200, "the generator produced too few valid files")
