@@ -12,11 +12,9 @@ public struct ExportfsCommand: ParsableCommand {
         commandName: "exportfs",
         abstract: "Maintain the table of exported NFS file systems (/var/lib/nfs/etab).",
         discussion: """
-            With no arguments, lists the current exports. -a/-r apply /etc/exports and
-            /etc/exports.d/*.exports; client:/path arguments export or (with -u) unexport
-            one entry. Clients may be IP hosts, networks, wildcards, @netgroups, * (every IP
-            client, never a vsock guest) and vsock guests: vsock:5, vsock:3-9, vsock:*.
-            Examples: exportfs -ra;  exportfs -o rw vsock:5:/srv/vm5;  exportfs -u vsock:5:/srv/vm5
+            With no arguments, lists the current exports. -a and -r apply /etc/exports and /etc/exports.d/*.exports; client:/path arguments export (or, with -u, unexport) one entry. Clients may be IP hosts, networks, wildcards, @netgroups, * (every IP client, never a vsock guest) and vsock guests: vsock:5, vsock:3-9, vsock:*.
+
+            Examples: exportfs -ra; exportfs -o rw vsock:5:/srv/vm5; exportfs -u vsock:5:/srv/vm5. See exportfs(8) and exports(5).
             """)
 
     @Flag(name: .customShort("a"), help: "Export or unexport all directories.")
