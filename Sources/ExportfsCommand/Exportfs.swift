@@ -267,8 +267,8 @@ public struct Exportfs {
 
     func flush(_ kernel: KernelExports) -> Int32 {
         guard kernel.hasCacheChannels else {
-            if !kernel.isNFSDMounted && verbose {
-                output.err("exportfs: note: the kernel NFS server is not loaded (no /proc/net/rpc/nfsd.export); wrote \(displayPath(paths.etab)) only\n")
+            if !kernel.isNFSDMounted {
+                output.err("exportfs: note: the kernel NFS server is not loaded here (no /proc/net/rpc/nfsd.export): wrote \(displayPath(paths.etab)) only, no caches flushed, no trial exports\n")
             }
             return 0
         }
