@@ -5,6 +5,7 @@ let package = Package(
     name: "nfs-vsock",
     products: [
         .executable(name: "exportfs", targets: ["exportfs"]),
+        .executable(name: "nfsd-control", targets: ["nfsd-control"]),
         .library(name: "NFSExports", targets: ["NFSExports"]),
         .library(name: "NFSAdmin", targets: ["NFSAdmin"]),
     ],
@@ -25,9 +26,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
+        // rpc.nfsd: versions, times, listeners (TCP, UDP, AF_VSOCK by fd), threads.
+        .target(name: "NFSDControl", dependencies: ["NFSAdmin"]),
+        .target(
+            name: "NfsdControlCommand",
+            dependencies: [
+                "NFSDControl", "NFSAdmin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "nfsd-control", dependencies: ["NfsdControlCommand"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
+        .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin"]),
     ],
     swiftLanguageModes: [.v6]
 )

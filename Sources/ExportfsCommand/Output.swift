@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import NFSAdmin
 
 /// Where exportfs prints: standard output for listings, standard error for
 /// diagnostics. A protocol so tests can capture both.
@@ -11,23 +9,8 @@ public protocol ExportfsOutput {
 
 public struct StandardStreams: ExportfsOutput {
     public init() {}
-    public func out(_ text: String) { write(1, text) }
-    public func err(_ text: String) { write(2, text) }
-
-    private func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { raw in
-                // SAFETY: raw covers the remaining bytes.
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            bytes = bytes.dropFirst(written)
-        }
-    }
+    public func out(_ text: String) { Console.out(text) }
+    public func err(_ text: String) { Console.err(text) }
 }
 
 public final class CapturedOutput: ExportfsOutput {

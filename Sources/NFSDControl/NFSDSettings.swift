@@ -1,0 +1,137 @@
+import NFSAdmin
+
+/// An NFS protocol version rpc.nfsd can switch: 3, 4 (all of v4), 4.0,
+/// 4.1, 4.2. NFSv2 is gone from current kernels and is always switched off.
+public enum NFSVersion: String, Sendable, Hashable, CaseIterable, Comparable {
+    case v3 = "3"
+    case v4 = "4"
+    case v4_0 = "4.0"
+    case v4_1 = "4.1"
+    case v4_2 = "4.2"
+
+    public static func < (a: NFSVersion, b: NFSVersion) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    public static let minorVersions: [NFSVersion] = [.v4_0, .v4_1, .v4_2]
+
+    /// Accepts "3", "4", "4.0", "4.1", "4.2" (and "4.0" spelled "4.0" only).
+    public init?(argument: String) {
+        self.init(rawValue: argument)
+    }
+}
+
+/// Everything rpc.nfsd is asked to set up, merged from nfs.conf's [nfsd]
+/// section and the command line (the command line wins). Pure.
+public struct NFSDSettings: Sendable, Equatable {
+    public var threads: Int = 8
+    public var port: UInt16 = 2049
+    /// Addresses or names to listen on; empty means every address.
+    public var hosts: [String] = []
+    /// Explicit version switches; versions not mentioned keep the default
+    /// (3, 4, 4.0, 4.1, 4.2 on).
+    public var versions: [NFSVersion: Bool] = [:]
+    public var tcp = true
+    public var udp = false
+    public var leaseTime: Int? = nil
+    public var graceTime: Int? = nil
+    public var vsockPorts: [UInt32] = []
+    public var syslog = false
+    public var debug = false
+
+    public init() {}
+
+    public func isEnabled(_ version: NFSVersion) -> Bool {
+        if let explicit = versions[version] { return explicit }
+        // A minor version follows "4" unless switched itself.
+        if NFSVersion.minorVersions.contains(version), let four = versions[.v4] { return four }
+        return true
+    }
+
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Applies the [nfsd] section of nfs.conf.
+    public mutating func apply(conf: NFSConf) throws(Problem) {
+        func where_(_ key: String) -> String {
+            guard let value = conf.value("nfsd", key) else { return "nfs.conf [nfsd] \(key)" }
+            return "\(value.file):\(value.line): [nfsd] \(key)"
+        }
+        func bool(_ key: String) throws(Problem) -> Bool? {
+            guard conf.string("nfsd", key) != nil else { return nil }
+            guard let value = conf.bool("nfsd", key) else {
+                throw Problem(message: "\(where_(key)): expected y or n, got \"\(conf.string("nfsd", key) ?? "")\"")
+            }
+            return value
+        }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws(Problem) -> Int? {
+            guard let text = conf.string("nfsd", key) else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw Problem(message: "\(where_(key)): expected a number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
+            }
+            return value
+        }
+        if let value = try int("threads", 0...8192) { threads = value }
+        if let value = try int("port", 1...65535) { port = UInt16(value) }
+        if let text = conf.string("nfsd", "host") {
+            hosts = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+        }
+        for version in NFSVersion.allCases {
+            if let value = try bool("vers" + version.rawValue) { versions[version] = value }
+        }
+        if let value = try bool("tcp") { tcp = value }
+        if let value = try bool("udp") { udp = value }
+        if let value = try int("lease-time", 10...3600) { leaseTime = value }
+        if let value = try int("grace-time", 10...3600) { graceTime = value }
+        if let text = conf.string("nfsd", "vsock") {
+            vsockPorts = try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { part throws(Problem) -> UInt32 in
+                guard let port = UInt32(part), port > 0, port < UInt32.max else {
+                    throw Problem(message: "\(where_("vsock")): bad vsock port \"\(part)\"")
+                }
+                return port
+            }
+        }
+        if let value = try bool("debug") { debug = value }
+        if let value = try bool("syslog") { syslog = value }
+    }
+
+    /// Checks that the settings describe a server that can exist.
+    public func validate() throws(Problem) {
+        if threads > 0 {
+            if !NFSVersion.allCases.contains(where: isEnabled) {
+                throw Problem(message: "every NFS version is switched off: enable at least one with -V")
+            }
+            if !tcp && !udp && vsockPorts.isEmpty {
+                throw Problem(message: "no transport left: -T and -U switch off TCP and UDP, and no --vsock port is given")
+            }
+            if udp && !isEnabled(.v3) && !tcp && vsockPorts.isEmpty {
+                throw Problem(message: "NFSv4 needs TCP (or --vsock): UDP alone serves only NFSv3")
+            }
+        }
+    }
+}
+
+/// The exact text written to each /proc/fs/nfsd file.
+public enum NFSDProcText {
+    /// versions: "-2 +3 +4 +4.0 +4.1 +4.2 \n" (nfs-utils' layout: major
+    /// versions, then v4 minor versions, each with its sign and a space).
+    public static func versions(_ settings: NFSDSettings) -> String {
+        var text = "-2 "
+        text += (settings.isEnabled(.v3) ? "+" : "-") + "3 "
+        let anyFour = settings.isEnabled(.v4) || NFSVersion.minorVersions.contains(where: settings.isEnabled)
+        text += (anyFour ? "+" : "-") + "4 "
+        if anyFour {
+            for minor in NFSVersion.minorVersions {
+                text += (settings.isEnabled(minor) ? "+" : "-") + minor.rawValue + " "
+            }
+        }
+        return text + "\n"
+    }
+
+    public static func number(_ value: Int) -> String { "\(value)\n" }
+
+    /// portlist: a listening socket handed over by descriptor.
+    public static func portlist(fd: Int32) -> String { "\(fd)\n" }
+}

@@ -1,0 +1,207 @@
+import ArgumentParser
+import NFSAdmin
+import NFSDControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rpc.nfsd` / `nfsd-control`: configure, start and stop the kernel NFS
+/// server.
+public struct NfsdControlCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "rpc.nfsd",
+        abstract: "Configure, start and stop the kernel NFS server (also installed as nfsd-control).",
+        discussion: """
+            Brings the server up in the order the kernel needs: versions, lease and grace times, listeners, threads. Listeners are sockets opened here and handed to the kernel: TCP (and UDP with -u) for each -H address, and AF_VSOCK for each --vsock port. nthreads 0 stops the server. Settings come from the [nfsd] section of /etc/nfs.conf and /etc/nfs.conf.d/*.conf; the command line wins.
+
+            Mainline kernels have no AF_VSOCK transport in nfsd: --vsock then says so, undoes what this run set up and exits 1.
+
+            "nfsd-control status [--json]" shows the server's state.
+            """)
+
+    @Option(name: [.customShort("p"), .long], help: "TCP/UDP port to listen on (default 2049).")
+    var port: UInt16?
+
+    @Option(name: [.customShort("H"), .long], help: ArgumentHelp("Listen only on this address or host name (repeatable).", valueName: "host"))
+    var host: [String] = []
+
+    @Option(name: [.customShort("N"), .customLong("no-nfs-version")], help: ArgumentHelp("Disable an NFS version: 3, 4, 4.0, 4.1, 4.2 (repeatable).", valueName: "vers"))
+    var disable: [String] = []
+
+    @Option(name: [.customShort("V"), .customLong("nfs-version")], help: ArgumentHelp("Enable an NFS version: 3, 4, 4.0, 4.1, 4.2 (repeatable).", valueName: "vers"))
+    var enable: [String] = []
+
+    @Flag(name: [.customShort("T"), .customLong("no-tcp")], help: "Do not listen on TCP.")
+    var noTCP = false
+
+    @Flag(name: [.customShort("t"), .customLong("tcp")], help: "Listen on TCP (the default).")
+    var tcp = false
+
+    @Flag(name: [.customShort("U"), .customLong("no-udp")], help: "Do not listen on UDP (the default).")
+    var noUDP = false
+
+    @Flag(name: [.customShort("u"), .customLong("udp")], help: "Also listen on UDP (NFSv3 only).")
+    var udp = false
+
+    @Option(name: [.customShort("L"), .customLong("lease-time")], help: ArgumentHelp("NFSv4 lease time in seconds (10-3600).", valueName: "seconds"))
+    var leaseTime: Int?
+
+    @Option(name: [.customShort("G"), .customLong("grace-time")], help: ArgumentHelp("NFSv4 grace time in seconds (10-3600).", valueName: "seconds"))
+    var graceTime: Int?
+
+    @Option(name: .customLong("vsock"), help: ArgumentHelp("Serve NFS on this AF_VSOCK port, any CID (repeatable).", valueName: "port"))
+    var vsock: [UInt32] = []
+
+    @Flag(name: [.customShort("s"), .long], help: "Log to syslog instead of standard error.")
+    var syslog = false
+
+    @Flag(name: [.customShort("d"), .long], help: "Say each step.")
+    var debug = false
+
+    @Argument(help: "Number of server threads (default 8; 0 stops the server).")
+    var nthreads: Int?
+
+    public init() {}
+
+    /// Dispatches `status` (a word nthreads can never be) to its command;
+    /// everything else is the rpc.nfsd command line.
+    public static func entry(_ arguments: [String]) {
+        if arguments.first == "status" {
+            Status.main(Array(arguments.dropFirst()))
+        } else {
+            main(arguments)
+        }
+    }
+
+    /// The merged settings: defaults, then nfs.conf, then this command line.
+    func settings(conf: NFSConf) throws -> NFSDSettings {
+        var settings = NFSDSettings()
+        do {
+            try settings.apply(conf: conf)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        if let nthreads {
+            guard (0...8192).contains(nthreads) else { throw ValidationError("nthreads must be from 0 to 8192, got \(nthreads)") }
+            settings.threads = nthreads
+        }
+        if let port {
+            guard port > 0 else { throw ValidationError("bad port 0") }
+            settings.port = port
+        }
+        if !host.isEmpty { settings.hosts = host }
+        for text in disable {
+            guard let version = NFSVersion(argument: text) else {
+                throw ValidationError("bad NFS version \"\(text)\" for -N: use 3, 4, 4.0, 4.1 or 4.2")
+            }
+            settings.versions[version] = false
+            if version == .v4 { NFSVersion.minorVersions.forEach { settings.versions[$0] = false } }
+        }
+        for text in enable {
+            guard let version = NFSVersion(argument: text) else {
+                throw ValidationError("bad NFS version \"\(text)\" for -V: use 3, 4, 4.0, 4.1 or 4.2")
+            }
+            settings.versions[version] = true
+        }
+        if tcp { settings.tcp = true }
+        if noTCP { settings.tcp = false }
+        if udp { settings.udp = true }
+        if noUDP { settings.udp = false }
+        for (name, value) in [("lease-time", leaseTime), ("grace-time", graceTime)] {
+            if let value, !(10...3600).contains(value) {
+                throw ValidationError("--\(name) must be from 10 to 3600 seconds, got \(value)")
+            }
+        }
+        if let leaseTime { settings.leaseTime = leaseTime }
+        if let graceTime { settings.graceTime = graceTime }
+        for port in vsock where port == 0 || port == UInt32.max {
+            throw ValidationError("bad vsock port \(port)")
+        }
+        if !vsock.isEmpty { settings.vsockPorts = vsock }
+        settings.syslog = settings.syslog || syslog
+        settings.debug = settings.debug || debug
+        return settings
+    }
+
+    public func run() throws {
+        let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
+        let settings = try settings(conf: NFSConf.load(paths: paths))
+        let logger = Logger(syslog: settings.syslog, verbose: settings.debug)
+        let controller = NFSDController(kernel: NFSDKernel(paths: paths), log: { logger.info($0) })
+        do {
+            let report = try controller.start(settings)
+            if settings.threads > 0 && !report.alreadyRunning {
+                logger.notice("nfsd: \(report.threads) threads; listening on \(report.listeners.joined(separator: ", "))")
+            }
+        } catch {
+            logger.error("rpc.nfsd: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    /// `nfsd-control status [--json]`.
+    public struct Status: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "nfsd-control status",
+            abstract: "Show the server's state: threads, versions, listeners, lease and grace times, how vsock is served.")
+
+        @Flag(help: "Print JSON for management tools.")
+        var json = false
+
+        public init() {}
+
+        public func run() throws {
+            let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
+            let status = NFSDStatus(kernel: NFSDKernel(paths: paths))
+            Console.out(json ? status.json : status.text)
+        }
+    }
+}
+
+/// The process environment as a dictionary.
+enum ProcessEnvironment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}
+
+/// Messages to standard error, or to syslog with -s.
+struct Logger {
+    var syslog: Bool
+    var verbose: Bool
+
+    init(syslog: Bool, verbose: Bool) {
+        self.syslog = syslog
+        self.verbose = verbose
+        if syslog { openlog("rpc.nfsd", LOG_PID, LOG_DAEMON) }
+    }
+
+    func info(_ message: String) {
+        guard verbose else { return }
+        emit(LOG_INFO, "rpc.nfsd: " + message)
+    }
+
+    func notice(_ message: String) { if verbose { emit(LOG_NOTICE, message) } }
+
+    func error(_ message: String) { emit(LOG_ERR, message) }
+
+    private func emit(_ priority: Int32, _ message: String) {
+        if syslog {
+            message.withCString { text in
+                withVaList([text]) { vsyslog(priority, "%s", $0) }
+            }
+        } else {
+            Console.err(message + "\n")
+        }
+    }
+}

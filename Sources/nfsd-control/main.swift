@@ -1,0 +1,3 @@
+import NfsdControlCommand
+
+NfsdControlCommand.entry(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Testing
+import NFSAdmin
+@testable import NFSDControl
+@testable import NfsdControlCommand
+
+private func settings(_ arguments: [String], conf: String = "") throws -> NFSDSettings {
+    var nfsConf = NFSConf()
+    nfsConf.add(conf, file: "/etc/nfs.conf")
+    let command = try NfsdControlCommand.parse(arguments)
+    return try command.settings(conf: nfsConf)
+}
+
+@Suite("rpc.nfsd settings")
+struct NFSDSettingsTests {
+    @Test("versions text for the command lines administrators use", arguments: [
+        ([], "-2 +3 +4 +4.0 +4.1 +4.2 \n"),
+        (["-N", "3"], "-2 -3 +4 +4.0 +4.1 +4.2 \n"),
+        (["-N", "3", "-V", "4.1", "-H", "127.0.0.1", "8"], "-2 -3 +4 +4.0 +4.1 +4.2 \n"),
+        (["-N", "4"], "-2 +3 -4 \n"),
+        (["-N", "4", "-V", "4.1"], "-2 +3 +4 -4.0 +4.1 -4.2 \n"),
+        (["-N", "4.0", "-N", "4.2"], "-2 +3 +4 -4.0 +4.1 -4.2 \n"),
+        (["-N", "3", "-N", "4.0"], "-2 -3 +4 -4.0 +4.1 +4.2 \n"),
+    ])
+    func versions(arguments: [String], text: String) throws {
+        #expect(NFSDProcText.versions(try settings(arguments)) == text)
+    }
+
+    @Test("nfs.conf [nfsd] is read and the command line wins")
+    func merge() throws {
+        let conf = """
+            [nfsd]
+            threads = 16
+            port = 20490
+            host = 127.0.0.1 ::1
+            vers3 = n
+            vers4.0 = n
+            udp = y
+            lease-time = 30
+            grace-time = 40
+            vsock = 2049
+            """
+        let fromConf = try settings([], conf: conf)
+        #expect(fromConf.threads == 16)
+        #expect(fromConf.port == 20490)
+        #expect(fromConf.hosts == ["127.0.0.1", "::1"])
+        #expect(fromConf.udp)
+        #expect(fromConf.leaseTime == 30 && fromConf.graceTime == 40)
+        #expect(fromConf.vsockPorts == [2049])
+        #expect(NFSDProcText.versions(fromConf) == "-2 -3 +4 -4.0 +4.1 +4.2 \n")
+
+        let overridden = try settings(["-p", "2049", "-H", "10.0.0.1", "-V", "3", "-U", "-L", "90", "--vsock", "3049", "4"], conf: conf)
+        #expect(overridden.threads == 4)
+        #expect(overridden.port == 2049)
+        #expect(overridden.hosts == ["10.0.0.1"])
+        #expect(!overridden.udp)
+        #expect(overridden.leaseTime == 90 && overridden.graceTime == 40)
+        #expect(overridden.vsockPorts == [3049])
+        #expect(NFSDProcText.versions(overridden).hasPrefix("-2 +3 "))
+    }
+
+    @Test("bad input is refused with the option or the nfs.conf line", arguments: [
+        (["-V", "5"], "", "bad NFS version \"5\" for -V"),
+        (["-N", "2"], "", "bad NFS version \"2\" for -N"),
+        (["-L", "5"], "", "--lease-time must be from 10 to 3600"),
+        (["--vsock", "0"], "", "bad vsock port 0"),
+        (["9000"], "", "nthreads must be from 0 to 8192"),
+        ([], "[nfsd]\nthreads = lots\n", "/etc/nfs.conf:2: [nfsd] threads: expected a number"),
+        ([], "[nfsd]\nvers4.1 = maybe\n", "/etc/nfs.conf:2: [nfsd] vers4.1: expected y or n"),
+        ([], "[nfsd]\nvsock = 20x9\n", "bad vsock port \"20x9\""),
+    ])
+    func badInput(arguments: [String], conf: String, message: String) {
+        do {
+            _ = try settings(arguments, conf: conf)
+            Issue.record("accepted \(arguments) with \(conf)")
+        } catch {
+            #expect(NfsdControlCommand.message(for: error).contains(message), "\(NfsdControlCommand.message(for: error))")
+        }
+    }
+
+    @Test("settings that cannot make a server", arguments: [
+        (["-N", "3", "-N", "4"], "every NFS version is switched off"),
+        (["-T"], "no transport left"),
+    ])
+    func impossible(arguments: [String], message: String) throws {
+        let value = try settings(arguments)
+        #expect(throws: NFSDSettings.Problem.self) { try value.validate() }
+        do { try value.validate() } catch { #expect(error.message.contains(message)) }
+    }
+
+    @Test("vsock-only with -T is a valid server")
+    func vsockOnly() throws {
+        let value = try settings(["-T", "--vsock", "2049"])
+        try value.validate()
+        #expect(!value.tcp && value.vsockPorts == [2049])
+    }
+
+    @Test("the other control files get a number and a newline; portlist gets the descriptor")
+    func procText() {
+        #expect(NFSDProcText.number(8) == "8\n")
+        #expect(NFSDProcText.number(0) == "0\n")
+        #expect(NFSDProcText.portlist(fd: 5) == "5\n")
+    }
+
+    @Test("a running server's versions are compared by switch, not by spelling")
+    func sameVersions() {
+        #expect(NFSDController.sameVersions("-2 +3 +4 +4.1 +4.2", "-2 +3 +4 +4.0 +4.1 +4.2 \n"))
+        #expect(!NFSDController.sameVersions("-2 +3 +4 +4.1 +4.2", "-2 -3 +4 +4.0 +4.1 +4.2 \n"))
+    }
+
+    @Test("status reads the kernel's files and says how vsock is served")
+    func status() {
+        let stopped = NFSDStatus(mounted: true, threads: 0, versions: "-2 +3 +4", listeners: [], leaseTime: 90, graceTime: 90)
+        #expect(stopped.text.contains("state:      stopped"))
+        #expect(stopped.vsockState == "not served")
+        let running = NFSDStatus(mounted: true, threads: 8, versions: "+4.1", listeners: ["tcp 2049", "vsock 2049"], leaseTime: 90, graceTime: 90)
+        #expect(running.kernelVsockPorts == [2049])
+        #expect(running.json.contains("\"kernelPorts\": [2049]"))
+    }
+
+    @Test("the vsock sockaddr is zeroed except family, port and CID")
+    func vsockAddress() {
+        let bytes = VsockAddress(cid: VsockAddress.anyCID, port: 2049).bytes
+        #expect(bytes.count == 16)
+        #expect(bytes[0] == 40 && bytes[1] == 0)
+        #expect(Array(bytes[4..<8]) == [0x01, 0x08, 0, 0])
+        #expect(Array(bytes[8..<12]) == [0xff, 0xff, 0xff, 0xff])
+        #expect(bytes[12...].allSatisfy { $0 == 0 } && bytes[2] == 0 && bytes[3] == 0)
+        #expect(VsockAddress(bytes: bytes) == VsockAddress(cid: VsockAddress.anyCID, port: 2049))
+    }
+}
