@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Our nfsd-control (rpc.nfsd) against the real kernel, with our exportfs and
+# Debian's rpc.mountd:
+#   1. -N 3 -V 4.1 -H 127.0.0.1 8: a loopback-only NFSv4 server whose
+#      portlist lists exactly that listener; versions and threads as asked;
+#   2. an NFSv4.1 mount reads and writes;
+#   3. changing versions of the running server: EBUSY, "stop the server first";
+#   4. rpc.nfsd 0 stops it: threads 0, no listener, a mount then fails;
+#   5. restart with other versions (-N 4.1): a 4.1 mount fails, 4.2 works;
+#   6. --vsock 2049 on this kernel (no AF_VSOCK transport in nfsd): the
+#      missing-transport line, exit non-zero, threads 0, no listener added;
+#   7. a port in use is reported as such and leaves nothing behind;
+#   8. status and status --json.
+set -euo pipefail
+. "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
+vmt_begin
+W=$VMT_WORK
+NFSD=$BIN_DIR/nfsd-control
+[ -x "$NFSD" ] || fail "$NFSD missing"
+
+portlist() { tr '\n' ';' < /proc/fs/nfsd/portlist; }
+threads() { cat /proc/fs/nfsd/threads; }
+
+vmt_step "exports: an NFSv4 root (tmpfs, fsid=0) with an ext4 export under it"
+vmt_mk_tmpfs "$W/root"
+vmt_mk_ext4 "$W/root/data"
+vmt_write_exports <<EOF2
+$W/root        127.0.0.1(ro,fsid=0)
+$W/root/data   127.0.0.1(rw,no_root_squash)
+EOF2
+vmt_run "$EXPORTFS" -ra
+vmt_start_ref_mountd
+
+vmt_step "1. nfsd-control -N 3 -V 4.1 -H 127.0.0.1 8"
+vmt_capture "$NFSD" -d -N 3 -V 4.1 -H 127.0.0.1 8
+[ "$VMT_RC" = 0 ] || fail "nfsd-control failed"
+echo "  portlist: $(portlist)  threads: $(threads)  versions: $(cat /proc/fs/nfsd/versions)"
+[ "$(portlist)" = "tcp 2049;" ] || fail "portlist is '$(portlist)', expected only 'tcp 2049'"
+[ "$(threads)" = 8 ] || fail "threads $(threads)"
+grep -q -- "-3" /proc/fs/nfsd/versions || fail "NFSv3 still on"
+grep -q -- "+4.1" /proc/fs/nfsd/versions || fail "NFSv4.1 off"
+ss -ltn | grep -q "127.0.0.1:2049" || fail "no listener on 127.0.0.1:2049"
+! ss -ltn | grep -qE "(0\.0\.0\.0|\*|\[::\]):2049" || fail "the kernel listens on every address"
+echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+
+vmt_step "2. NFSv4.1 mount reads and writes"
+vmt_nfs_mount "127.0.0.1:/data" "$W/mnt"
+[ "$VMT_RC" = 0 ] || fail "mount failed"
+echo "written over NFSv4.1" > "$W/mnt/file"
+sync
+[ "$(cat "$W/root/data/file")" = "written over NFSv4.1" ] || fail "file not on the server"
+vmt_umount "$W/mnt"
+
+vmt_step "3. changing the versions of a running server"
+vmt_capture "$NFSD" -N 4.2 8
+[ "$VMT_RC" != 0 ] || fail "version change on a running server succeeded"
+grep -q "stop the server first: rpc.nfsd 0" <<<"$VMT_OUT" || fail "no 'stop the server first' advice"
+[ "$(threads)" = 8 ] || fail "the running server was disturbed"
+
+vmt_step "8a. status while running"
+vmt_run "$NFSD" status
+"$NFSD" status | grep -q "state:      running" || fail "status does not say running"
+vmt_run "$NFSD" status --json
+"$NFSD" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["running"] and d["threads"]==8 and d["listeners"]==["tcp 2049"], d'
+
+vmt_step "4. rpc.nfsd 0 stops the server"
+vmt_capture "$NFSD" 0
+[ "$VMT_RC" = 0 ] || fail "stop failed"
+[ "$(threads)" = 0 ] || fail "threads $(threads) after stop"
+[ -z "$(portlist)" ] || fail "listeners after stop: $(portlist)"
+vmt_nfs_mount "127.0.0.1:/data" "$W/mnt"
+[ "$VMT_RC" != 0 ] || fail "a mount succeeded with the server stopped"
+
+vmt_step "5. restart with other versions: -N 4.1"
+vmt_capture "$NFSD" -N 3 -N 4.1 -H 127.0.0.1 4
+[ "$VMT_RC" = 0 ] || fail "restart failed"
+echo "  versions: $(cat /proc/fs/nfsd/versions)"
+grep -q -- "-4.1" /proc/fs/nfsd/versions || fail "4.1 still on"
+echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+VMT_NFS_OPTS=vers=4.1,retry=0,soft,timeo=50,retrans=2 vmt_nfs_mount "127.0.0.1:/data" "$W/mnt"
+[ "$VMT_RC" != 0 ] || fail "NFSv4.1 mount worked with 4.1 off"
+VMT_NFS_OPTS=vers=4.2,retry=0,soft,timeo=50,retrans=2 vmt_nfs_mount "127.0.0.1:/data" "$W/mnt"
+[ "$VMT_RC" = 0 ] || fail "NFSv4.2 mount failed"
+[ "$(cat "$W/mnt/file")" = "written over NFSv4.1" ] || fail "data lost across restart"
+vmt_umount "$W/mnt"
+vmt_run "$NFSD" 0
+
+vmt_step "6. --vsock 2049 on a kernel without the AF_VSOCK transport"
+modprobe vsock_loopback 2>/dev/null || true
+before=$(cat /proc/fs/nfsd/versions)
+vmt_capture "$NFSD" -T --vsock 2049 8
+[ "$VMT_RC" != 0 ] || fail "--vsock succeeded on a kernel without the transport"
+grep -q "no AF_VSOCK transport" <<<"$VMT_OUT" || fail "no missing-transport line"
+[ "$(grep -c . <<<"$VMT_OUT")" = 1 ] || fail "expected exactly one line, got: $VMT_OUT"
+[ "$(threads)" = 0 ] || fail "threads $(threads) after a failed --vsock start"
+[ -z "$(portlist)" ] || fail "listeners left behind: $(portlist)"
+[ "$(cat /proc/fs/nfsd/versions)" = "$before" ] || fail "versions changed: $before -> $(cat /proc/fs/nfsd/versions)"
+vmt_capture "$NFSD" -H 127.0.0.1 --vsock 2049 8
+[ "$VMT_RC" != 0 ] || fail "--vsock with TCP succeeded"
+[ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "TCP + vsock left state: threads $(threads), '$(portlist)'"
+
+vmt_step "7. a port in use"
+python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 2050)); s.listen(); time.sleep(60)' &
+blocker=$!
+vmt_defer "kill $blocker 2>/dev/null"
+wait_for 10 "the blocker to listen" sh -c 'ss -ltn | grep -q 127.0.0.1:2050'
+vmt_capture "$NFSD" -H 127.0.0.1 -p 2050 8
+[ "$VMT_RC" != 0 ] || fail "started on a port in use"
+grep -q "port is in use" <<<"$VMT_OUT" || fail "no 'port is in use' message"
+[ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "state left after the port clash"
+
+vmt_step "8b. status when stopped"
+vmt_run "$NFSD" status
+"$NFSD" status | grep -q "vsock:      not served" || fail "status does not say vsock is not served"
