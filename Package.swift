@@ -35,9 +35,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "nfsd-control", dependencies: ["NfsdControlCommand"]),
+        // mountd's pure core: cache channel requests and replies, domains,
+        // the NFSv4 pseudo filesystem, filehandle fsid matching.
+        .target(name: "MountdCore", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
+        .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
         .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin"]),
     ],
     swiftLanguageModes: [.v6]
