@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .executable(name: "exportfs", targets: ["exportfs"]),
         .executable(name: "nfsd-control", targets: ["nfsd-control"]),
+        .executable(name: "mountd", targets: ["mountd"]),
         .library(name: "NFSExports", targets: ["NFSExports"]),
         .library(name: "NFSAdmin", targets: ["NFSAdmin"]),
     ],
@@ -38,6 +39,19 @@ let package = Package(
         // mountd's pure core: cache channel requests and replies, domains,
         // the NFSv4 pseudo filesystem, filehandle fsid matching.
         .target(name: "MountdCore", dependencies: ["NFSExports"]),
+        // Linux headers Glibc does not import (signalfd, statfs, vm_sockets).
+        .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // mountd's I/O: channels, signals, reloads, libblkid, sd_notify.
+        .target(name: "Mountd", dependencies: ["MountdCore", "NFSAdmin", "NFSExports", "CBlkid", "CSystemd", "CLinux"]),
+        .target(
+            name: "MountdCommand",
+            dependencies: [
+                "Mountd", "NFSAdmin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),

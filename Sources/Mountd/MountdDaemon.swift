@@ -1,0 +1,276 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import CSystemd
+import Dispatch
+import MountdCore
+import NFSAdmin
+import NFSExports
+import Synchronization
+
+/// The kernel's upcall daemon: answers auth.unix.ip, nfsd.export, nfsd.fh
+/// (and auth.unix.gid with --manage-gids) from /var/lib/nfs/etab.
+///
+/// One thread polls the channels and a signalfd. Answers that need no name
+/// lookup are written at once; auth.unix.ip requests that need a reverse
+/// lookup go to worker threads, so a slow resolver for one client never
+/// delays another. The export table is an immutable snapshot swapped whole
+/// when etab changes (exportfs renames it) or on SIGHUP, so no request ever
+/// sees a half-loaded table.
+public final class MountdDaemon: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var manageGids = false
+        public var ttl = CacheReply.ttl
+        public init() {}
+    }
+
+    struct Snapshot: Sendable {
+        var authority: ExportAuthority
+        var stamp: FileStamp?
+        /// The table has host names, wildcards or netgroups: IP clients
+        /// need their names looked up.
+        var needsNames: Bool
+    }
+
+    struct FileStamp: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var mtime: Int
+        var mtimeNanoseconds: Int
+    }
+
+    public let paths: SystemPaths
+    public let options: Options
+    public let log: MountdLog
+    public let names = SystemNameService()
+    public let filesystems: FilesystemProbe
+    private let snapshot: Mutex<Snapshot>
+    private var channels: [CacheChannel] = []
+    private var signalFD: Int32 = -1
+    private let lookups = DispatchQueue(label: "mountd.lookups", attributes: .concurrent)
+    private var stopping = false
+
+    public init(paths: SystemPaths, options: Options, log: MountdLog) {
+        self.paths = paths
+        self.options = options
+        self.log = log
+        filesystems = FilesystemProbe(paths: paths)
+        let features = KernelExports(paths: paths).features()
+        snapshot = Mutex(Snapshot(authority: ExportAuthority(table: ExportTable(), features: features), stamp: nil, needsNames: false))
+    }
+
+    /// The current export authority (for the MOUNT service).
+    public var authority: ExportAuthority { snapshot.withLock { $0.authority } }
+
+    // MARK: export table
+
+    func stampOfEtab() -> FileStamp? {
+        var st = stat()
+        guard stat(paths.etab, &st) == 0 else { return nil }
+        return FileStamp(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                         mtime: st.st_mtim.tv_sec, mtimeNanoseconds: st.st_mtim.tv_nsec)
+    }
+
+    /// Reloads etab if it changed (or `force`). Returns whether it loaded.
+    @discardableResult
+    public func reloadIfNeeded(force: Bool = false) -> Bool {
+        let stamp = stampOfEtab()
+        if !force && snapshot.withLock({ $0.stamp }) == stamp { return false }
+        let features = KernelExports(paths: paths).features()
+        let store = ETabStore(paths: paths, features: features)
+        let entries: [ExportEntry]
+        do {
+            let read = try store.read()
+            for diagnostic in read.diagnostics where diagnostic.severity == .error {
+                log.warning("etab: \(diagnostic)")
+            }
+            // A malformed line never grants anything: its entry is absent.
+            entries = read.entries
+        } catch {
+            log.error("cannot read \(paths.etab): \(error); keeping the previous export table")
+            return false
+        }
+        var diagnostics: [Diagnostic] = []
+        let table = ExportTable(entries, diagnostics: &diagnostics)
+        let needsNames = table.entries.contains { entry in
+            switch entry.client {
+            case .host, .wildcard, .netgroup: true
+            default: false
+            }
+        }
+        names.forget()
+        filesystems.forget()
+        snapshot.withLock {
+            $0 = Snapshot(authority: ExportAuthority(table: table, features: features), stamp: stamp, needsNames: needsNames)
+        }
+        log.info("loaded \(table.count) export\(table.count == 1 ? "" : "s") from \(paths.etab)")
+        return true
+    }
+
+    // MARK: running
+
+    /// Opens the channels and prepares signals. Call before `run()`.
+    public func prepare() throws(SystemError) {
+        var caches = ["auth.unix.ip", "nfsd.export", "nfsd.fh"]
+        if options.manageGids { caches.append("auth.unix.gid") }
+        channels = caches.map { CacheChannel(cache: $0, paths: paths) }
+        for channel in channels {
+            if let error = channel.open() {
+                throw SystemError("open", channel.path, errno: error)
+            }
+        }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&mask, signal) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        if signalFD < 0 { throw SystemError("signalfd", "SIGHUP/SIGTERM", errno: errno) }
+        reloadIfNeeded(force: true)
+        // Answers cached while no mountd ran may be stale or negative.
+        _ = try? KernelExports(paths: paths).flushCaches(now: Int(time(nil)))
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    public func run() {
+        _ = sd_notify(0, "READY=1\nSTATUS=answering the kernel's export upcalls")
+        var lastMaintenance = time(nil)
+        while !stopping {
+            var fds = channels.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
+            let ready = poll(&fds, nfds_t(fds.count), 1000)
+            if ready < 0 && errno != EINTR {
+                log.error("poll: \(String(cString: strerror(errno)))")
+                sleep(1)
+            }
+            if ready > 0 {
+                for (index, channel) in channels.enumerated() where fds[index].fd >= 0 {
+                    let events = Int32(fds[index].revents)
+                    if events & (POLLERR | POLLHUP | POLLNVAL) != 0 && events & POLLIN == 0 {
+                        log.warning("\(channel.path) went away; reopening")
+                        channel.close()
+                        continue
+                    }
+                    if events & POLLIN != 0 { drain(channel) }
+                }
+                if fds.last!.revents != 0 { handleSignals() }
+            }
+            let now = time(nil)
+            if now != lastMaintenance {
+                lastMaintenance = now
+                for channel in channels where !channel.isOpen {
+                    if channel.open() == nil { log.notice("reopened \(channel.path)") }
+                }
+                reloadIfNeeded()
+            }
+        }
+        _ = sd_notify(0, "STOPPING=1")
+        channels.forEach { $0.close() }
+        log.info("stopped")
+    }
+
+    private func handleSignals() {
+        var info = signalfd_siginfo()
+        while Glibc.read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+            switch Int32(info.ssi_signo) {
+            case SIGHUP:
+                _ = sd_notify(0, "RELOADING=1")
+                reloadIfNeeded(force: true)
+                _ = sd_notify(0, "READY=1")
+            default:
+                stopping = true
+            }
+        }
+    }
+
+    private func drain(_ channel: CacheChannel) {
+        while true {
+            switch channel.read() {
+            case .nothing:
+                return
+            case .failed(let error):
+                log.warning("reading \(channel.path): \(String(cString: strerror(error))); reopening")
+                channel.close()
+                return
+            case .request(let line):
+                // exportfs renames etab before it flushes the caches, so the
+                // upcalls that follow a flush see the new table.
+                reloadIfNeeded()
+                handle(line, on: channel)
+            }
+        }
+    }
+
+    func handle(_ line: String, on channel: CacheChannel) {
+        log.trace("\(channel.cache) request: \(line)")
+        let now = Int(time(nil))
+        let expiry = now + options.ttl
+        let current = snapshot.withLock { $0 }
+        do {
+            switch channel.cache {
+            case "auth.unix.ip":
+                let request = try AuthUnixIPRequest.parse(line[...])
+                guard request.serviceClass == "nfsd" else { return }
+                if case .ip(let address) = request.client, current.needsNames {
+                    lookups.async { [self] in
+                        let identity = ClientIdentity.ip(address, names: names.names(of: address))
+                        answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
+                    }
+                } else {
+                    let identity = ClientIdentity(address: request.client)
+                    answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
+                }
+            case "nfsd.export":
+                let request = try ExportRequest.parse(line[...])
+                let decision = current.authority.export(domain: request.domain, path: request.path, info: filesystems.info)
+                let reply: String
+                switch decision {
+                case .export(let answer):
+                    log.info("granted access to \(request.path) for \(request.domain)")
+                    reply = CacheReply.export(domain: request.domain, path: request.path, expiry: expiry, export: answer)
+                case .pseudo(let answer):
+                    log.trace("pseudo-filesystem directory \(request.path) for \(request.domain)")
+                    reply = CacheReply.export(domain: request.domain, path: request.path, expiry: expiry, export: answer)
+                case .denied:
+                    log.info("denied access to \(request.path) for \(request.domain)")
+                    reply = CacheReply.exportDenied(domain: request.domain, path: request.path, expiry: expiry)
+                }
+                send(reply, on: channel, about: request.path)
+            case "nfsd.fh":
+                let request = try FileHandleRequest.parse(line[...])
+                let path = current.authority.path(for: request, info: filesystems.info)
+                if path == nil { log.info("no export of \(request.domain) has fsid type \(request.fsidType) \(CacheText.hexWord(request.fsid))") }
+                send(CacheReply.fileHandle(request, expiry: path == nil ? expiry : CacheReply.forever, path: path),
+                     on: channel, about: path ?? "an unknown filehandle")
+            case "auth.unix.gid":
+                let request = try GroupsRequest.parse(line[...])
+                send(CacheReply.groups(uid: request.uid, expiry: expiry, gids: GroupDatabase.groups(of: request.uid)),
+                     on: channel, about: "uid \(request.uid)")
+            default:
+                break
+            }
+        } catch {
+            // Never crash on what the kernel sends, and never grant: a line
+            // we cannot read is logged and left unanswered (the kernel's
+            // request times out negative).
+            log.warning("\(channel.cache): ignoring malformed request \"\(line)\": \(error)")
+        }
+    }
+
+    private func answer(_ request: AuthUnixIPRequest, identity: ClientIdentity, authority: ExportAuthority, expiry: Int, channel: CacheChannel) {
+        let domain = authority.domain(for: identity, nameService: names)
+        log.trace("client \(request.addressText) is \(domain ?? "not a client")")
+        send(CacheReply.authUnixIP(request, expiry: expiry, domain: domain), on: channel, about: request.addressText)
+    }
+
+    private func send(_ reply: String, on channel: CacheChannel, about subject: String) {
+        if let error = channel.reply(reply) {
+            if channel.cache == "nfsd.export" && error == EINVAL {
+                log.error("the kernel refused the export of \(subject): possibly an unsupported filesystem, or fsid= is required")
+            } else {
+                log.warning("writing \(channel.cache) answer for \(subject): \(String(cString: strerror(error)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import MountdCommand
+
+MountdCommand.main()
