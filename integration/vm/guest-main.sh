@@ -11,7 +11,7 @@
 #   SCENARIO_DIR      where the *.sh scenarios are (default: ./scenarios here)
 #   SCENARIOS         names to run, space/comma separated (default: all);
 #                     "10", "10-exportfs-kernel" and "10-exportfs-kernel.sh" all work
-#   SCENARIO_TIMEOUT  seconds per scenario (default 120)
+#   SCENARIO_TIMEOUT  seconds per scenario (default 180)
 #   RESULTS_DIR       where logs go (default /tmp/vmtest-results)
 set -uo pipefail
 
@@ -27,7 +27,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export VMT_LIB=$HERE/lib.sh
 export SCENARIO_DIR=${SCENARIO_DIR:-$HERE/scenarios}
 export RESULTS_DIR=${RESULTS_DIR:-/tmp/vmtest-results}
-export SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-120}
+export SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-180}
 export BIN_DIR=${BIN_DIR:-}
 export EXPORTFS=${EXPORTFS:-${BIN_DIR:+$BIN_DIR/exportfs}}
 # shellcheck source=lib.sh
