@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "MountdCommand",
             dependencies: [
-                "Mountd", "NFSAdmin",
+                "Mountd", "NFSAdmin", "NFSExports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),

@@ -22,6 +22,8 @@ public final class MountdDaemon: @unchecked Sendable {
     public struct Options: Sendable {
         public var manageGids = false
         public var ttl = CacheReply.ttl
+        /// Loopback addresses that stand for vsock guests (the bridge path).
+        public var vsockMapping = VsockLoopbackMapping.default
         public init() {}
     }
 
@@ -212,13 +214,25 @@ public final class MountdDaemon: @unchecked Sendable {
             case "auth.unix.ip":
                 let request = try AuthUnixIPRequest.parse(line[...])
                 guard request.serviceClass == "nfsd" else { return }
-                if case .ip(let address) = request.client, current.needsNames {
+                // A bridged guest's loopback address is that guest, matched
+                // only by vsock rules; an address in the block that is no
+                // guest gets nothing.
+                var client = request.client
+                if case .ip(let address) = request.client {
+                    guard let mapped = options.vsockMapping.identity(of: address) else {
+                        log.notice("\(request.addressText) is in the vsock bridge block \(options.vsockMapping) but names no guest: no access")
+                        send(CacheReply.authUnixIP(request, expiry: expiry, domain: nil), on: channel, about: request.addressText)
+                        return
+                    }
+                    client = mapped
+                }
+                if case .ip(let address) = client, current.needsNames {
                     lookups.async { [self] in
                         let identity = ClientIdentity.ip(address, names: names.names(of: address))
                         answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
                     }
                 } else {
-                    let identity = ClientIdentity(address: request.client)
+                    let identity = ClientIdentity(address: client)
                     answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
                 }
             case "nfsd.export":

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Mountd
 import NFSAdmin
+import NFSExports
 
 #if canImport(Glibc)
 import Glibc
@@ -57,6 +58,12 @@ public struct MountdCommand: ParsableCommand {
         var options = MountdDaemon.Options()
         options.manageGids = manageGids || conf.bool("mountd", "manage-gids") == true
         if let ttl = conf.int("mountd", "ttl"), ttl > 0 { options.ttl = ttl }
+        if let block = conf.value("vsock", "loopback-block") {
+            guard let mapping = VsockLoopbackMapping(block.text) else {
+                throw ValidationError("\(block.file):\(block.line): [vsock] loopback-block \"\(block.text)\" is not an aligned block from /9 to /24 inside 127.0.0.0/8")
+            }
+            options.vsockMapping = mapping
+        }
         let debugging = debug != nil || conf.string("mountd", "debug") != nil
         let log = MountdLog(environment: environment, debug: debugging)
 
