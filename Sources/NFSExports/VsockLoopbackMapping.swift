@@ -4,8 +4,10 @@
 /// mountd turns back into `vsock:CID`.
 ///
 /// The block is an IPv4 prefix inside 127.0.0.0/8 (default 127.128.0.0/9);
-/// CID c maps to block base + c. CIDs 0-2 (hypervisor, local, host) and
-/// CIDs beyond the block's size have no address: the bridge refuses them.
+/// CID c maps to block base + c. CID 0 (the hypervisor) and CIDs beyond the
+/// block's size have no address: the bridge refuses them. CID 1 (the local
+/// loopback transport: a process on this host) and 2 (the host) do map, so
+/// that `vsock:1` rules work for loopback tests; exports(5) warns about them.
 /// Every address in the block is a vsock address: IP rules never match it,
 /// and an address that is not a valid mapping gets no access at all.
 public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible {
@@ -40,7 +42,7 @@ public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible 
     public var maxCID: VsockCID { size - 1 }
 
     public func address(of cid: VsockCID) -> IPAddress? {
-        guard cid >= 3, cid <= maxCID else { return nil }
+        guard cid >= 1, cid <= maxCID else { return nil }
         return .v4(base + cid)
     }
 
@@ -61,7 +63,7 @@ public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible 
     public func resolve(_ address: IPAddress) -> Resolution {
         guard contains(address), case .v4(let value) = address.unmapped else { return .notVsock }
         let cid = value - base
-        return cid >= 3 ? .guest(cid) : .invalid
+        return cid >= 1 ? .guest(cid) : .invalid
     }
 
     /// What a client address means for matching.
