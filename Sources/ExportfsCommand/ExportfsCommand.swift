@@ -73,7 +73,7 @@ public struct ExportfsCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let environment = Environment.current
+        let environment = ProcessEnvironment.current
         var paths = SystemPaths.fromEnvironment(environment)
         let conf = NFSConf.load(paths: paths)
         if let state = conf.string("exportfs", "state-directory-path") {
@@ -92,18 +92,3 @@ public struct ExportfsCommand: ParsableCommand {
     }
 }
 
-/// The process environment as a dictionary.
-enum Environment {
-    static var current: [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }
-}

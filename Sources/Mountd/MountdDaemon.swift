@@ -45,7 +45,7 @@ public final class MountdDaemon: @unchecked Sendable {
 
     public let paths: SystemPaths
     public let options: Options
-    public let log: MountdLog
+    public let log: DaemonLog
     public let names = SystemNameService()
     public let filesystems: FilesystemProbe
     private let snapshot: Mutex<Snapshot>
@@ -54,7 +54,7 @@ public final class MountdDaemon: @unchecked Sendable {
     private let lookups = DispatchQueue(label: "mountd.lookups", attributes: .concurrent)
     private var stopping = false
 
-    public init(paths: SystemPaths, options: Options, log: MountdLog) {
+    public init(paths: SystemPaths, options: Options, log: DaemonLog) {
         self.paths = paths
         self.options = options
         self.log = log

@@ -65,7 +65,7 @@ public struct MountdCommand: ParsableCommand {
             options.vsockMapping = mapping
         }
         let debugging = debug != nil || conf.string("mountd", "debug") != nil
-        let log = MountdLog(environment: environment, debug: debugging)
+        let log = DaemonLog(name: "mountd", environment: environment, debug: debugging)
 
         if !foreground { try Self.daemonize() }
 
@@ -98,17 +98,3 @@ public struct MountdCommand: ParsableCommand {
     }
 }
 
-enum ProcessEnvironment {
-    static var current: [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
-    }
-}
