@@ -57,6 +57,13 @@ let package = Package(
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
         .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin"]),
+        // The MOUNT protocol (program 100005, v1 and v3) that mountd serves,
+        // over Debian's libtirpc; CMountGlue holds the few lines that must be C
+        // (the svc dispatch trampoline and raw-XDR routines).
+        .systemLibrary(name: "CTIRPC", pkgConfig: "libtirpc", providers: [.apt(["libtirpc-dev"])]),
+        .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
+        .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
+        .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
