@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "exportfs", targets: ["exportfs"]),
         .executable(name: "nfsd-control", targets: ["nfsd-control"]),
         .executable(name: "mountd", targets: ["mountd"]),
+        .executable(name: "nfs-vsock-bridge", targets: ["nfs-vsock-bridge"]),
         .library(name: "NFSExports", targets: ["NFSExports"]),
         .library(name: "NFSAdmin", targets: ["NFSAdmin"]),
     ],
@@ -52,6 +53,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
+        // The host bridge for kernels without an AF_VSOCK nfsd transport.
+        .target(name: "VsockBridge", dependencies: ["NFSAdmin", "NFSExports", "CSystemd"]),
+        .target(
+            name: "BridgeCommand",
+            dependencies: [
+                "VsockBridge", "NFSAdmin", "NFSExports", "CSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),

@@ -50,3 +50,18 @@ public struct VsockAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension VsockAddress {
+    /// An AF_VSOCK stream socket bound to this address and listening.
+    public func listen(backlog: Int32 = 64) throws(SystemError) -> Int32 {
+        let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", description, errno: errno) }
+        let bound = withSockaddr { address, length in bind(fd, address, length) }
+        if bound != 0 || Glibc.listen(fd, backlog) != 0 {
+            let error = errno
+            close(fd)
+            throw SystemError(bound != 0 ? "bind" : "listen", description, errno: error)
+        }
+        return fd
+    }
+}

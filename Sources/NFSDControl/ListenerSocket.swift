@@ -73,17 +73,11 @@ public struct ListenerSocket: Sendable {
     /// zeroed whole: kernels since 5.11 reject unknown svm_flags bits.
     public static func vsock(port: UInt32) throws(ListenerError) -> ListenerSocket {
         let shown = "vsock:*:\(port)"
-        let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else {
-            throw .system(transport: .vsock, address: shown, SystemError("socket(AF_VSOCK)", shown, errno: errno))
-        }
-        let bound = VsockAddress(cid: VsockAddress.anyCID, port: port).withSockaddr { address, length in
-            bind(fd, address, length)
-        }
-        if bound != 0 || listen(fd, 64) != 0 {
-            let error = errno
-            Glibc.close(fd)
-            throw .system(transport: .vsock, address: shown, SystemError(bound != 0 ? "bind" : "listen", shown, errno: error))
+        let fd: Int32
+        do {
+            fd = try VsockAddress(cid: VsockAddress.anyCID, port: port).listen()
+        } catch {
+            throw .system(transport: .vsock, address: shown, error)
         }
         return ListenerSocket(fd: fd, transport: .vsock, name: shown)
     }

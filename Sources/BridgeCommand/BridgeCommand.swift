@@ -1,0 +1,124 @@
+import ArgumentParser
+import CSystemd
+import NFSAdmin
+import NFSExports
+import VsockBridge
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `nfs-vsock-bridge`: serve NFS to vsock guests through the kernel NFS
+/// server's loopback TCP listener, keeping each guest's CID as its identity.
+public struct BridgeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "nfs-vsock-bridge",
+        abstract: "Carry NFS from vsock guests to the kernel NFS server's loopback listener, keeping each guest's CID as its identity.",
+        discussion: """
+            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins.
+            """)
+
+    @Option(name: .customLong("vsock"), help: ArgumentHelp("Listen on this AF_VSOCK port for every guest (repeatable; default 2049 unless --unix or systemd sockets are given).", valueName: "port"))
+    var vsockPorts: [UInt32] = []
+
+    @Option(name: .customLong("unix"), help: ArgumentHelp("Listen on a hybrid-vsock Unix socket whose connections all come from the VM with this CID (repeatable), e.g. /run/vm7.vsock_2049=7.", valueName: "path=cid"))
+    var unix: [String] = []
+
+    @Option(help: ArgumentHelp("The NFS server's loopback listener.", valueName: "host:port"))
+    var target: String?
+
+    @Option(name: .customLong("loopback-block"), help: ArgumentHelp("Loopback block for guest addresses (default 127.128.0.0/9).", valueName: "block"))
+    var loopbackBlock: String?
+
+    @Option(name: .customLong("max-per-guest"), help: "Connections allowed per guest (default 16).")
+    var maxPerGuest: Int?
+
+    @Option(name: .customLong("max-connections"), help: "Connections allowed in total (default 1024).")
+    var maxConnections: Int?
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close connections idle this long, in seconds; 0 never (default 900).", valueName: "seconds"))
+    var idleTimeout: Int?
+
+    @Flag(name: [.customShort("d"), .long], help: "Log every connection.")
+    var debug = false
+
+    public init() {}
+
+    func configuration(conf: NFSConf) throws -> BridgeConfiguration {
+        var configuration = BridgeConfiguration()
+        func value(_ key: String) -> NFSConf.Value? { conf.value("vsock", key) }
+        func where_(_ key: String) -> String {
+            value(key).map { "\($0.file):\($0.line): [vsock] \(key)" } ?? "--\(key)"
+        }
+        let ports = vsockPorts.isEmpty
+            ? (value("ports")?.text ?? value("port")?.text).map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? []
+            : vsockPorts.map(String.init)
+        configuration.vsockPorts = try ports.map { text in
+            guard let port = UInt32(text), port > 0, port < UInt32.max else { throw ValidationError("\(where_("port")): bad vsock port \"\(text)\"") }
+            return port
+        }
+        configuration.unixListeners = try unix.map { text in
+            guard let listener = BridgeConfiguration.unixListener(text) else {
+                throw ValidationError("--unix wants /absolute/path=CID (CID 1 or more), got \"\(text)\"")
+            }
+            return listener
+        }
+        if let text = target ?? value("target")?.text {
+            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0,
+                  case .v4? = IPAddress(text[..<colon])
+            else { throw ValidationError("\(where_("target")): want IPv4-address:port, got \"\(text)\"") }
+            configuration.targetHost = String(text[..<colon])
+            configuration.targetPort = port
+        }
+        if let text = loopbackBlock ?? value("loopback-block")?.text {
+            guard let mapping = VsockLoopbackMapping(text) else {
+                throw ValidationError("\(where_("loopback-block")): \"\(text)\" is not an aligned block from /9 to /24 inside 127.0.0.0/8")
+            }
+            configuration.mapping = mapping
+        }
+        func positive(_ option: Int?, _ key: String, allowZero: Bool = false) throws -> Int? {
+            guard let number = option ?? value(key).flatMap({ Int($0.text) }) else {
+                if let raw = value(key), Int(raw.text) == nil { throw ValidationError("\(where_(key)): not a number: \"\(raw.text)\"") }
+                return nil
+            }
+            guard number > 0 || (allowZero && number == 0) else { throw ValidationError("\(where_(key)) must be \(allowZero ? "0 or more" : "1 or more"), got \(number)") }
+            return number
+        }
+        if let number = try positive(maxPerGuest, "max-per-guest") { configuration.maxConnectionsPerGuest = number }
+        if let number = try positive(maxConnections, "max-connections") { configuration.maxConnections = number }
+        if let number = try positive(idleTimeout, "idle-timeout", allowZero: true) { configuration.idleTimeout = number }
+        return configuration
+    }
+
+    public func run() throws {
+        let environment = ProcessEnvironment.current
+        let paths = SystemPaths.fromEnvironment(environment)
+        var configuration = try configuration(conf: NFSConf.load(paths: paths))
+        let log = DaemonLog(name: "nfs-vsock-bridge", environment: environment, debug: debug)
+        signal(SIGPIPE, SIG_IGN)
+        var listeners: [Bridge.Listener]
+        do {
+            listeners = try BridgeListeners.fromSystemd(configuration)
+            if listeners.isEmpty {
+                if configuration.vsockPorts.isEmpty && configuration.unixListeners.isEmpty { configuration.vsockPorts = [2049] }
+                listeners = try BridgeListeners.open(configuration)
+            }
+        } catch {
+            log.error("cannot listen: \(error)")
+            throw ExitCode.failure
+        }
+        let bridge = Bridge(configuration: configuration, log: log)
+        bridge.start(listeners)
+        let names = listeners.map { listener -> String in
+            switch listener {
+            case .vsock(_, let port): "vsock:*:\(port)"
+            case .unix(_, let path, let cid): "\(path) (CID \(cid))"
+            }
+        }
+        log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) from \(configuration.mapping)")
+        _ = sd_notify(0, "READY=1\nSTATUS=forwarding \(names.joined(separator: ", "))")
+        // The accept loops and forwarders run on their own threads; this
+        // one waits for SIGTERM/SIGINT (default action: exit).
+        while true { pause() }
+    }
+}

@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Copies bytes both ways between two connected sockets until both sides
+/// are done, with a bounded buffer per direction: a side that stops reading
+/// stops the other side's reads, so nothing grows without bound and a slow
+/// peer slows only its own connection.
+struct Forwarder {
+    enum End: Sendable, Equatable {
+        case closed
+        case idle
+        case halfOpenTimeout
+        case error(String)
+    }
+
+    /// One direction's buffer: bytes in [start, end).
+    private struct Pipe {
+        var buffer: [UInt8]
+        var start = 0
+        var end = 0
+        var readerDone = false
+        var writerShut = false
+
+        init(size: Int) { buffer = [UInt8](repeating: 0, count: size) }
+
+        var isEmpty: Bool { start == end }
+        var hasSpace: Bool { end < buffer.count || start > 0 }
+        var finished: Bool { readerDone && isEmpty }
+
+        mutating func compact() {
+            if start == end {
+                start = 0
+                end = 0
+            } else if end == buffer.count && start > 0 {
+                buffer.withUnsafeMutableBytes { raw in
+                    // SAFETY: both ranges lie inside the buffer; memmove allows overlap.
+                    _ = memmove(raw.baseAddress!, raw.baseAddress! + start, end - start)
+                }
+                end -= start
+                start = 0
+            }
+        }
+
+        /// Reads what fits from `fd`; returns false on a fatal error.
+        mutating func fill(from fd: Int32) -> Int32? {
+            compact()
+            let count = buffer.withUnsafeMutableBytes { raw in
+                // SAFETY: end < raw.count, so the range end..<count is inside the buffer.
+                read(fd, raw.baseAddress! + end, raw.count - end)
+            }
+            if count > 0 { end += count; return nil }
+            if count == 0 { readerDone = true; return nil }
+            return errno == EAGAIN || errno == EINTR ? nil : errno
+        }
+
+        mutating func drain(to fd: Int32) -> Int32? {
+            let count = buffer.withUnsafeBytes { raw in
+                // SAFETY: start < end <= raw.count. MSG_NOSIGNAL: a closed
+                // peer is an error here, not a SIGPIPE.
+                send(fd, raw.baseAddress! + start, end - start, Int32(MSG_NOSIGNAL))
+            }
+            if count > 0 { start += count; compact(); return nil }
+            return errno == EAGAIN || errno == EINTR ? nil : errno
+        }
+    }
+
+    let bufferSize: Int
+    let idleTimeout: Int
+    let halfOpenTimeout: Int
+
+    /// Runs until the connection ends; closes neither descriptor.
+    func run(_ a: Int32, _ b: Int32) -> End {
+        for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        var toB = Pipe(size: bufferSize)
+        var toA = Pipe(size: bufferSize)
+        var lastActivity = now()
+        var halfOpenSince: Int? = nil
+        while true {
+            if toB.finished && !toB.writerShut { shutdown(b, Int32(SHUT_WR)); toB.writerShut = true }
+            if toA.finished && !toA.writerShut { shutdown(a, Int32(SHUT_WR)); toA.writerShut = true }
+            if toB.finished && toA.finished { return .closed }
+            if (toB.readerDone || toA.readerDone) && halfOpenSince == nil { halfOpenSince = now() }
+
+            var fds = [pollfd(fd: a, events: 0, revents: 0), pollfd(fd: b, events: 0, revents: 0)]
+            if !toB.readerDone && toB.hasSpace { fds[0].events |= Int16(POLLIN) }
+            if !toA.isEmpty { fds[0].events |= Int16(POLLOUT) }
+            if !toA.readerDone && toA.hasSpace { fds[1].events |= Int16(POLLIN) }
+            if !toB.isEmpty { fds[1].events |= Int16(POLLOUT) }
+
+            var timeout = idleTimeout > 0 ? idleTimeout - (now() - lastActivity) : Int.max
+            if let since = halfOpenSince { timeout = min(timeout, halfOpenTimeout - (now() - since)) }
+            if timeout <= 0 { return halfOpenSince != nil ? .halfOpenTimeout : .idle }
+            let ready = poll(&fds, 2, Int32(min(timeout, 3600) * 1000))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return .error("poll: \(String(cString: strerror(errno)))")
+            }
+            if ready == 0 { continue }
+            lastActivity = now()
+            // A hung-up peer we are not reading from (its buffer is full)
+            // would make poll return at once forever: wait for the other
+            // side to make room instead of spinning.
+            let hungUpIdle = (0..<2).allSatisfy { index in
+                Int32(fds[index].revents) & ~POLLHUP == 0
+            }
+            if hungUpIdle { usleep(10_000); continue }
+            for (index, fd) in [a, b].enumerated() {
+                let revents = Int32(fds[index].revents)
+                if revents & POLLNVAL != 0 { return .error("descriptor closed") }
+                if revents & (POLLIN | POLLHUP | POLLERR) != 0 && fds[index].events & Int16(POLLIN) != 0 {
+                    let error = index == 0 ? toB.fill(from: fd) : toA.fill(from: fd)
+                    if let error { return .error(String(cString: strerror(error))) }
+                } else if revents & POLLERR != 0 {
+                    return .error("socket error")
+                }
+                if revents & POLLOUT != 0 {
+                    let error = index == 0 ? toA.drain(to: fd) : toB.drain(to: fd)
+                    if let error { return .error(String(cString: strerror(error))) }
+                }
+            }
+        }
+    }
+
+    private func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec
+    }
+}

@@ -1,0 +1,3 @@
+import BridgeCommand
+
+BridgeCommand.main()
