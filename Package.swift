@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "nfsd-control", targets: ["nfsd-control"]),
         .executable(name: "mountd", targets: ["mountd"]),
         .executable(name: "nfs-vsock-bridge", targets: ["nfs-vsock-bridge"]),
+        .executable(name: "mount.vsock", targets: ["mount.vsock"]),
         .library(name: "NFSExports", targets: ["NFSExports"]),
         .library(name: "NFSAdmin", targets: ["NFSAdmin"]),
     ],
@@ -45,7 +46,7 @@ let package = Package(
         .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // mountd's I/O: channels, signals, reloads, libblkid, sd_notify.
-        .target(name: "Mountd", dependencies: ["MountdCore", "NFSAdmin", "NFSExports", "CBlkid", "CSystemd", "CLinux"]),
+        .target(name: "Mountd", dependencies: ["MountdCore", "MountProtocol", "NFSAdmin", "NFSExports", "CBlkid", "CSystemd", "CLinux"]),
         .target(
             name: "MountdCommand",
             dependencies: [
@@ -62,6 +63,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),
+        // The guest's mount helper: a loopback relay to the host's vsock port.
+        .target(name: "GuestMount", dependencies: ["VsockBridge", "NFSAdmin", "NFSExports"]),
+        .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
@@ -74,6 +78,7 @@ let package = Package(
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
+        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports"]),
     ],
     swiftLanguageModes: [.v6]
 )

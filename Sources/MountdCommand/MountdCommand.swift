@@ -1,4 +1,5 @@
 import ArgumentParser
+import MountProtocol
 import Mountd
 import NFSAdmin
 import NFSExports
@@ -76,8 +77,40 @@ public struct MountdCommand: ParsableCommand {
             log.error("cannot open the kernel's cache channels: \(error) (is the nfsd module loaded and /proc/fs/nfsd mounted? rpc.nfsd does both)")
             throw ExitCode.failure
         }
+        // MOUNT serves NFSv3 (v3) and NFSv2 (v1) clients; an NFSv4-only
+        // server registers nothing and needs no rpcbind.
+        var mountVersions: [UInt32] = []
+        if offers("3", conf: conf) { mountVersions.append(3) }
+        if offers("2", conf: conf) { mountVersions.append(1) }
+        var server: MountRPCServer? = nil
+        if !mountVersions.isEmpty {
+            let candidate = MountRPCServer(
+                service: MountdMountService(daemon: daemon, reverseLookup: reverseLookup || conf.bool("mountd", "reverse-lookup") == true),
+                versions: mountVersions, port: port ?? conf.int("mountd", "port").map { UInt16(clamping: $0) } ?? 0,
+                tcp: true, udp: !noUDP && conf.bool("mountd", "udp") != false, registerWithRpcbind: true,
+                log: { log.notice($0) })
+            do {
+                try candidate.start()
+            } catch {
+                log.error("cannot start the MOUNT service: \(error) (is rpcbind running? NFSv4-only servers can run mountd with -N 3)")
+                throw ExitCode.failure
+            }
+            server = candidate
+            let ports = candidate.boundPorts
+            log.notice("MOUNT v\(mountVersions.map(String.init).joined(separator: ", v")) on tcp port \(ports.tcp.map(String.init) ?? "-"), udp port \(ports.udp.map(String.init) ?? "-")")
+        }
         log.notice("ready: answering \(paths.procRPC) upcalls from \(paths.etab)")
         daemon.run()
+        server?.stop()
+    }
+
+    /// Whether MOUNT for NFS version `version` ("2" or "3") is offered:
+    /// the command line, then [nfsd] vers2/vers3 in nfs.conf; v3 by default.
+    func offers(_ version: String, conf: NFSConf) -> Bool {
+        if disable.contains(version) { return false }
+        if enable.contains(version) { return true }
+        if let configured = conf.bool("nfsd", "vers" + version) { return configured }
+        return version == "3"
     }
 
     /// Classic detach: fork (the parent exits), new session, / as cwd,

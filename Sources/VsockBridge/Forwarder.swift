@@ -6,8 +6,8 @@ import Glibc
 /// are done, with a bounded buffer per direction: a side that stops reading
 /// stops the other side's reads, so nothing grows without bound and a slow
 /// peer slows only its own connection.
-struct Forwarder {
-    enum End: Sendable, Equatable {
+public struct Forwarder: Sendable {
+    public enum End: Sendable, Equatable {
         case closed
         case idle
         case halfOpenTimeout
@@ -69,8 +69,14 @@ struct Forwarder {
     let idleTimeout: Int
     let halfOpenTimeout: Int
 
+    public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int) {
+        self.bufferSize = bufferSize
+        self.idleTimeout = idleTimeout
+        self.halfOpenTimeout = halfOpenTimeout
+    }
+
     /// Runs until the connection ends; closes neither descriptor.
-    func run(_ a: Int32, _ b: Int32) -> End {
+    public func run(_ a: Int32, _ b: Int32) -> End {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var toB = Pipe(size: bufferSize)
         var toA = Pipe(size: bufferSize)

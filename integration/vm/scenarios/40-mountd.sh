@@ -41,7 +41,7 @@ vmt_run "$EXPORTFS" -ra
 
 vmt_step "our nfsd-control and mountd"
 vmt_run "$NFSD" -N 3 8
-vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -d all
+vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -N 3 -d all
 wait_for 10 "our mountd to open the cache channels" vmt_holds_channels "$(vmt_pid mountd)"
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
 
@@ -105,7 +105,7 @@ writer=$!
 sleep 0.5
 kill "$(vmt_pid mountd)"
 sleep 0.5
-vmt_start_daemon mountd "$W/mountd2.log" "$MOUNTD" -F -d all
+vmt_start_daemon mountd "$W/mountd2.log" "$MOUNTD" -F -N 3 -d all
 wait_for 10 "the restarted mountd" vmt_holds_channels "$(vmt_pid mountd)"
 "$EXPORTFS" -f
 wait "$writer"

@@ -1,0 +1,101 @@
+/// `mount.vsock CID:/export DIR [-o options]`, as mount(8) calls a helper.
+/// Pure parsing: which host CID and vsock port, which export, which NFS
+/// options go through to mount.nfs4.
+public struct MountVsockRequest: Sendable, Equatable {
+    public var cid: UInt32 = 2
+    public var vsockPort: UInt32 = 2049
+    public var export: String
+    public var directory: String
+    /// Options for the NFS mount (vsock-only ones removed).
+    public var nfsOptions: [String]
+    public var verbose = false
+    public var fake = false
+    public var noMtab = false
+
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// The default NFS options: NFSv4.1 over TCP (the only transport the
+    /// helper offers), hard mounts as an administrator expects.
+    public static let defaultNFSOptions = ["vers=4.1", "proto=tcp"]
+
+    public static func parse(_ arguments: [String]) throws(Problem) -> MountVsockRequest {
+        var positional: [String] = []
+        var optionText: [String] = []
+        var request = MountVsockRequest(export: "", directory: "", nfsOptions: [])
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            switch argument {
+            case "-o":
+                index += 1
+                guard index < arguments.count else { throw Problem(message: "-o needs options") }
+                optionText.append(arguments[index])
+            case "-v": request.verbose = true
+            case "-f": request.fake = true
+            case "-n": request.noMtab = true
+            case "-s", "-r", "-w": if argument == "-r" { optionText.append("ro") } else if argument == "-w" { optionText.append("rw") }
+            default:
+                if argument.hasPrefix("-o") && argument.count > 2 {
+                    optionText.append(String(argument.dropFirst(2)))
+                } else if argument.hasPrefix("-") {
+                    throw Problem(message: "unknown option \(argument)")
+                } else {
+                    positional.append(argument)
+                }
+            }
+            index += 1
+        }
+        guard positional.count == 2 else {
+            throw Problem(message: "usage: mount.vsock [CID]:/export DIR [-o options]")
+        }
+        let spec = positional[0]
+        guard let colon = spec.firstIndex(of: ":") else {
+            throw Problem(message: "\"\(spec)\" is not CID:/export (e.g. 2:/srv/vm5)")
+        }
+        let cidText = spec[..<colon]
+        if !cidText.isEmpty {
+            guard let cid = UInt32(cidText), cid < UInt32.max else { throw Problem(message: "bad CID \"\(cidText)\" in \(spec)") }
+            request.cid = cid
+        }
+        request.export = String(spec[spec.index(after: colon)...])
+        guard request.export.hasPrefix("/") else { throw Problem(message: "the export path in \(spec) must be absolute") }
+        request.directory = positional[1]
+
+        var nfs: [String] = []
+        for option in optionText.flatMap({ $0.split(separator: ",").map(String.init) }) where !option.isEmpty {
+            if option.hasPrefix("vsock_port=") || option.hasPrefix("vsockport=") {
+                guard let port = UInt32(option.split(separator: "=")[1]), port > 0, port < UInt32.max else {
+                    throw Problem(message: "bad vsock port in \(option)")
+                }
+                request.vsockPort = port
+            } else if option.hasPrefix("cid=") {
+                guard let cid = UInt32(option.dropFirst(4)), cid < UInt32.max else { throw Problem(message: "bad \(option)") }
+                request.cid = cid
+            } else if option.hasPrefix("port=") || option.hasPrefix("addr=") || option.hasPrefix("proto=")
+                        || option.hasPrefix("mountport=") || option.hasPrefix("mountproto=") {
+                throw Problem(message: "\(option) is chosen by mount.vsock (the NFS traffic goes through its loopback relay)")
+            } else if option == "defaults" || option == "auto" || option == "noauto" || option == "_netdev" || option == "nofail" || option.hasPrefix("x-") {
+                continue
+            } else {
+                nfs.append(option)
+            }
+        }
+        if nfs.contains(where: { $0.hasPrefix("vers=") || $0.hasPrefix("nfsvers=") || $0.hasPrefix("minorversion=") }) {
+            request.nfsOptions = ["proto=tcp"] + nfs
+        } else {
+            request.nfsOptions = defaultNFSOptions + nfs
+        }
+        if let version = nfs.first(where: { $0.hasPrefix("vers=") || $0.hasPrefix("nfsvers=") }), !version.hasSuffix("=4") && !version.contains("=4.") {
+            throw Problem(message: "\(version): NFS over vsock is NFSv4 only (NFSv3 needs MOUNT and NLM side channels)")
+        }
+        return request
+    }
+
+    /// The options handed to mount.nfs4 once the relay listens on `port`.
+    public func mountOptions(relayPort: UInt16) -> String {
+        (nfsOptions + ["port=\(relayPort)", "addr=127.0.0.1"]).joined(separator: ",")
+    }
+}

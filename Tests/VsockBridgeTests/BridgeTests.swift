@@ -1,0 +1,167 @@
+import Glibc
+import Testing
+import NFSAdmin
+import NFSExports
+@testable import GuestMount
+@testable import VsockBridge
+
+@Suite("mount.vsock arguments")
+struct MountVsockRequestTests {
+    @Test("specs, options and defaults", arguments: [
+        (["2:/srv/vm5", "/mnt"], 2, 2049, "/srv/vm5", "vers=4.1,proto=tcp"),
+        ([":/srv/a", "/mnt", "-o", "ro,soft"], 2, 2049, "/srv/a", "vers=4.1,proto=tcp,ro,soft"),
+        (["1:/export", "/mnt", "-o", "vsock_port=3049,vers=4.2,defaults,_netdev"], 1, 3049, "/export", "proto=tcp,vers=4.2"),
+        (["/x:/y", "/mnt"], 2, 2049, "", ""),
+    ] as [([String], UInt32, UInt32, String, String)])
+    func parse(arguments: [String], cid: UInt32, port: UInt32, export: String, options: String) {
+        guard let request = try? MountVsockRequest.parse(arguments) else {
+            #expect(export.isEmpty, "rejected \(arguments)")
+            return
+        }
+        #expect(request.cid == cid && request.vsockPort == port && request.export == export)
+        #expect(request.nfsOptions.joined(separator: ",") == options)
+        #expect(request.mountOptions(relayPort: 40000).hasSuffix("port=40000,addr=127.0.0.1"))
+    }
+
+    @Test("bad arguments say what is wrong", arguments: [
+        (["2:/a"], "usage"), (["x:/a", "/m"], "bad CID"), (["2:a", "/m"], "must be absolute"),
+        (["2:/a", "/m", "-o", "vers=3"], "NFSv4 only"), (["2:/a", "/m", "-o", "port=1"], "chosen by mount.vsock"),
+        (["2:/a", "/m", "-q"], "unknown option"),
+    ])
+    func bad(arguments: [String], message: String) {
+        do {
+            _ = try MountVsockRequest.parse(arguments)
+            Issue.record("accepted \(arguments)")
+        } catch {
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    @Test("generic mount options become flags")
+    func flags() {
+        let (flags, data) = MountFlags.split("ro,nosuid,vers=4.1,noatime,port=5")
+        #expect(flags == UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NOATIME))
+        #expect(data == "vers=4.1,port=5")
+    }
+}
+
+/// A TCP listener on 127.0.0.1 with an ephemeral port.
+private func tcpListener() -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(fd, $0, length)
+            _ = listen(fd, 16)
+            _ = getsockname(fd, $0, &length)
+        }
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+private func connectUnix(_ path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+    }
+    let status = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return status == 0 ? fd : -1
+}
+
+private func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let count = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+        if count <= 0 { return }
+        offset += count
+    }
+}
+
+private func receive(_ fd: Int32, _ count: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while out.count < count {
+        let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, count - out.count), 0) }
+        if got <= 0 { break }
+        out += buffer[0..<got]
+    }
+    return out
+}
+
+@Suite("bridge")
+struct BridgeTests {
+    @Test("a hybrid-vsock guest reaches the server from its CID's loopback address, data intact both ways")
+    func identityAndData() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let path = "/tmp/bridge-test-\(getpid()).sock"
+        defer { unlink(path) }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = [.init(path: path, cid: 7)]
+        let bridge = Bridge(configuration: configuration, log: DaemonLog(name: "test", environment: [:], debug: false))
+        bridge.start(try BridgeListeners.open(configuration))
+
+        let guest = connectUnix(path)
+        #expect(guest >= 0)
+        defer { close(guest) }
+        var peer = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let accepted = withUnsafeMutablePointer(to: &peer) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(server.fd, $0, &length) }
+        }
+        #expect(accepted >= 0)
+        defer { close(accepted) }
+        #expect(IPAddress.v4(UInt32(bigEndian: peer.sin_addr.s_addr)).description == "127.128.0.7")
+        #expect(UInt16(bigEndian: peer.sin_port) >= 1024, "a hybrid guest counts as unprivileged")
+        #expect(bridge.guests == [7: 1])
+
+        var generator = SystemRandomNumberGenerator()
+        let upstream = (0..<1_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        DetachedThread.start { sendAll(guest, upstream) }
+        #expect(receive(accepted, upstream.count) == upstream)
+        let downstream = Array("reply from the server".utf8)
+        sendAll(accepted, downstream)
+        #expect(receive(guest, downstream.count) == downstream)
+    }
+
+    @Test("a guest over its connection limit is refused; others are not affected")
+    func limits() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let path = "/tmp/bridge-limit-\(getpid()).sock"
+        let other = "/tmp/bridge-limit-other-\(getpid()).sock"
+        defer { unlink(path); unlink(other) }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.maxConnectionsPerGuest = 2
+        configuration.unixListeners = [.init(path: path, cid: 9), .init(path: other, cid: 10)]
+        let bridge = Bridge(configuration: configuration, log: DaemonLog(name: "test", environment: [:], debug: false))
+        bridge.start(try BridgeListeners.open(configuration))
+        let first = connectUnix(path), second = connectUnix(path)
+        defer { close(first); close(second) }
+        // Wait until both are forwarded.
+        for _ in 0..<200 where bridge.guests[9, default: 0] < 2 { usleep(10_000) }
+        #expect(bridge.guests[9] == 2)
+        let third = connectUnix(path)
+        defer { close(third) }
+        var byte: UInt8 = 0
+        #expect(recv(third, &byte, 1, 0) == 0, "the third connection is closed at once")
+        let fourth = connectUnix(other)
+        defer { close(fourth) }
+        for _ in 0..<200 where bridge.guests[10, default: 0] < 1 { usleep(10_000) }
+        #expect(bridge.guests[10] == 1, "another guest still gets in")
+    }
+
+    @Test("unix listener specs", arguments: [("/run/vm7.vsock_2049=7", true), ("/a=0", false), ("relative=3", false), ("/a=x", false), ("/a=b=4", true)])
+    func unixSpecs(text: String, valid: Bool) {
+        #expect((BridgeConfiguration.unixListener(text) != nil) == valid)
+    }
+}
