@@ -21,6 +21,9 @@ public struct NFSDController {
         public var listeners: [String] = []
         public var threads = 0
         public var vsockServedByKernel: [UInt32] = []
+        /// vsock ports the kernel refused, to be served by the bridge.
+        public var vsockForBridge: [UInt32] = []
+        public var bridgeListener: String? = nil
         public var alreadyRunning = false
     }
 
@@ -89,7 +92,10 @@ public struct NFSDController {
                     try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
                 } catch {
                     if [EAFNOSUPPORT, EPROTONOSUPPORT, EINVAL].contains(error.errno) {
-                        throw NFSDError.noVsockTransport(port: port, error)
+                        guard settings.vsockBridge else { throw NFSDError.noVsockTransport(port: port, error) }
+                        log("the kernel has no AF_VSOCK transport (\(error.errnoName)): vsock port \(port) goes through nfs-vsock-bridge")
+                        report.vsockForBridge.append(port)
+                        continue
                     }
                     throw NFSDError.handOver(.vsock, socket.name, error)
                 }
@@ -120,6 +126,30 @@ public struct NFSDController {
                         log("listening on \(transport.rawValue) \(socket.name)")
                     }
                 }
+            }
+            // The bridge reaches nfsd over loopback TCP: make sure such a
+            // listener exists even for -T or -H without a loopback address.
+            if !report.vsockForBridge.isEmpty {
+                let coversLoopback = settings.tcp && (settings.hosts.isEmpty || settings.hosts.contains { $0 == "127.0.0.1" || $0 == "localhost" })
+                if !coversLoopback {
+                    let sockets: [ListenerSocket]
+                    do {
+                        sockets = try ListenerSocket.inet(host: "127.0.0.1", port: settings.port, transport: .tcp)
+                    } catch {
+                        throw NFSDError.listener(error)
+                    }
+                    defer { sockets.forEach { $0.close() } }
+                    for socket in sockets {
+                        do {
+                            try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
+                        } catch {
+                            throw NFSDError.handOver(.tcp, socket.name, error)
+                        }
+                        report.listeners.append("tcp \(socket.name)")
+                        log("listening on tcp \(socket.name) for the vsock bridge")
+                    }
+                }
+                report.bridgeListener = "127.0.0.1:\(settings.port)"
             }
             try writeThreads(settings.threads)
             report.threads = settings.threads

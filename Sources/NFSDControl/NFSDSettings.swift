@@ -36,6 +36,9 @@ public struct NFSDSettings: Sendable, Equatable {
     public var leaseTime: Int? = nil
     public var graceTime: Int? = nil
     public var vsockPorts: [UInt32] = []
+    /// Where the kernel has no AF_VSOCK transport, serve --vsock ports
+    /// through nfs-vsock-bridge (false: fail as before the bridge existed).
+    public var vsockBridge = true
     public var syslog = false
     public var debug = false
 
@@ -93,6 +96,7 @@ public struct NFSDSettings: Sendable, Equatable {
                 return port
             }
         }
+        if let value = try bool("vsock-bridge") { vsockBridge = value }
         if let value = try bool("debug") { debug = value }
         if let value = try bool("syslog") { syslog = value }
     }

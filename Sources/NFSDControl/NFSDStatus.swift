@@ -36,10 +36,14 @@ public struct NFSDStatus: Sendable, Equatable {
         }
     }
 
+    /// The bridge started by rpc.nfsd, if it runs.
+    public var bridgePID: Int32? = nil
+
     public var vsockState: String {
         if !kernelVsockPorts.isEmpty {
             return "served by the kernel on port " + kernelVsockPorts.map(String.init).joined(separator: ", ")
         }
+        if let bridgePID { return "served by nfs-vsock-bridge (pid \(bridgePID))" }
         return "not served"
     }
 

@@ -53,6 +53,9 @@ public struct NfsdControlCommand: ParsableCommand {
     @Option(name: .customLong("vsock"), help: ArgumentHelp("Serve NFS on this AF_VSOCK port, any CID (repeatable).", valueName: "port"))
     var vsock: [UInt32] = []
 
+    @Flag(name: .customLong("no-vsock-bridge"), help: "Where the kernel has no AF_VSOCK transport, fail instead of serving --vsock through nfs-vsock-bridge.")
+    var noVsockBridge = false
+
     @Flag(name: [.customShort("s"), .long], help: "Log to syslog instead of standard error.")
     var syslog = false
 
@@ -119,6 +122,7 @@ public struct NfsdControlCommand: ParsableCommand {
             throw ValidationError("bad vsock port \(port)")
         }
         if !vsock.isEmpty { settings.vsockPorts = vsock }
+        if noVsockBridge { settings.vsockBridge = false }
         settings.syslog = settings.syslog || syslog
         settings.debug = settings.debug || debug
         return settings
@@ -129,11 +133,33 @@ public struct NfsdControlCommand: ParsableCommand {
         let settings = try settings(conf: NFSConf.load(paths: paths))
         let logger = Logger(syslog: settings.syslog, verbose: settings.debug)
         let controller = NFSDController(kernel: NFSDKernel(paths: paths), log: { logger.info($0) })
+        let bridge = BridgeProcess(paths: paths)
         do {
+            if settings.threads == 0 && bridge.stop() { logger.info("stopped nfs-vsock-bridge") }
             let report = try controller.start(settings)
             if settings.threads > 0 && !report.alreadyRunning {
                 logger.notice("nfsd: \(report.threads) threads; listening on \(report.listeners.joined(separator: ", "))")
             }
+            for port in report.vsockServedByKernel {
+                logger.always("rpc.nfsd: vsock port \(port): served by the kernel")
+            }
+            if !report.vsockForBridge.isEmpty, let target = report.bridgeListener {
+                let ports = report.vsockForBridge.map(String.init).joined(separator: ", ")
+                if BridgeProcess.underSystemd(ProcessEnvironment.current) {
+                    logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) through tcp \(target)")
+                } else {
+                    do {
+                        let pid = try bridge.start(ports: report.vsockForBridge, target: target)
+                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(pid)) through tcp \(target)")
+                    } catch {
+                        try? controller.stop()
+                        logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); the server was stopped")
+                        throw ExitCode.failure
+                    }
+                }
+            }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             logger.error("rpc.nfsd: \(error)")
             throw ExitCode.failure
@@ -153,7 +179,8 @@ public struct NfsdControlCommand: ParsableCommand {
 
         public func run() throws {
             let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
-            let status = NFSDStatus(kernel: NFSDKernel(paths: paths))
+            var status = NFSDStatus(kernel: NFSDKernel(paths: paths))
+            status.bridgePID = BridgeProcess(paths: paths).runningPID
             Console.out(json ? status.json : status.text)
         }
     }
@@ -177,6 +204,9 @@ struct Logger {
     }
 
     func notice(_ message: String) { if verbose { emit(LOG_NOTICE, message) } }
+
+    /// Said whether or not -d is given: what serves vsock.
+    func always(_ message: String) { emit(LOG_NOTICE, message) }
 
     func error(_ message: String) { emit(LOG_ERR, message) }
 

@@ -7,8 +7,10 @@
 #   3. changing versions of the running server: EBUSY, "stop the server first";
 #   4. rpc.nfsd 0 stops it: threads 0, no listener, a mount then fails;
 #   5. restart with other versions (-N 4.1): a 4.1 mount fails, 4.2 works;
-#   6. --vsock 2049 on this kernel (no AF_VSOCK transport in nfsd): the
-#      missing-transport line, exit non-zero, threads 0, no listener added;
+#   6. --vsock 2049 on this kernel (no AF_VSOCK transport in nfsd): with
+#      --no-vsock-bridge the missing-transport line, exit non-zero, threads
+#      0, no listener added; by default a loopback listener and the bridge,
+#      and a line saying the bridge serves vsock; rpc.nfsd 0 stops both;
 #   7. a port in use is reported as such and leaves nothing behind;
 #   8. status and status --json.
 set -euo pipefail
@@ -85,19 +87,32 @@ VMT_NFS_OPTS=vers=4.2,retry=0,soft,timeo=50,retrans=2 vmt_nfs_mount "127.0.0.1:/
 vmt_umount "$W/mnt"
 vmt_run "$NFSD" 0
 
-vmt_step "6. --vsock 2049 on a kernel without the AF_VSOCK transport"
+vmt_step "6a. --vsock 2049 --no-vsock-bridge on a kernel without the AF_VSOCK transport"
 modprobe vsock_loopback 2>/dev/null || true
 before=$(cat /proc/fs/nfsd/versions)
-vmt_capture "$NFSD" -T --vsock 2049 8
+vmt_capture "$NFSD" -T --vsock 2049 --no-vsock-bridge 8
 [ "$VMT_RC" != 0 ] || fail "--vsock succeeded on a kernel without the transport"
 grep -q "no AF_VSOCK transport" <<<"$VMT_OUT" || fail "no missing-transport line"
 [ "$(grep -c . <<<"$VMT_OUT")" = 1 ] || fail "expected exactly one line, got: $VMT_OUT"
 [ "$(threads)" = 0 ] || fail "threads $(threads) after a failed --vsock start"
 [ -z "$(portlist)" ] || fail "listeners left behind: $(portlist)"
 [ "$(cat /proc/fs/nfsd/versions)" = "$before" ] || fail "versions changed: $before -> $(cat /proc/fs/nfsd/versions)"
-vmt_capture "$NFSD" -H 127.0.0.1 --vsock 2049 8
-[ "$VMT_RC" != 0 ] || fail "--vsock with TCP succeeded"
-[ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "TCP + vsock left state: threads $(threads), '$(portlist)'"
+
+vmt_step "6b. --vsock 2049: the bridge serves vsock through a loopback listener"
+vmt_capture "$NFSD" -T --vsock 2049 8
+[ "$VMT_RC" = 0 ] || fail "--vsock with the bridge failed"
+grep -q "served by nfs-vsock-bridge (pid [0-9]*) through tcp 127.0.0.1:2049" <<<"$VMT_OUT" || fail "no line saying the bridge serves vsock"
+[ "$(portlist)" = "tcp 2049;" ] || fail "portlist '$(portlist)'"
+ss -ltn | grep -q "127.0.0.1:2049" || fail "no loopback listener for the bridge"
+! ss -ltn | grep -qE "(0\.0\.0\.0|\*|\[::\]):2049" || fail "-T --vsock listens on every address"
+bridge_pid=$(cat /run/nfs-vsock-bridge.pid)
+kill -0 "$bridge_pid" || fail "the bridge is not running"
+vmt_defer "kill $bridge_pid 2>/dev/null"
+"$NFSD" status | grep -q "vsock:      served by nfs-vsock-bridge (pid $bridge_pid)" || fail "status does not show the bridge"
+vmt_run "$NFSD" status
+vmt_run "$NFSD" 0
+[ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "stop left threads $(threads), '$(portlist)'"
+! kill -0 "$bridge_pid" 2>/dev/null || fail "rpc.nfsd 0 left the bridge running"
 
 vmt_step "7. a port in use"
 python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 2050)); s.listen(); time.sleep(60)' &

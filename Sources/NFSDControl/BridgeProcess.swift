@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NFSAdmin
+
+/// Starts and stops nfs-vsock-bridge for rpc.nfsd when the kernel cannot
+/// serve vsock itself. Under systemd the bridge's own units do this.
+public struct BridgeProcess: Sendable {
+    public var paths: SystemPaths
+
+    public init(paths: SystemPaths) { self.paths = paths }
+
+    public var pidFile: String { paths.underRoot("/run/nfs-vsock-bridge.pid") }
+    public var logFile: String { paths.underRoot("/var/log/nfs-vsock-bridge.log") }
+
+    /// The running bridge's pid, if any.
+    public var runningPID: pid_t? {
+        guard let bytes = try? FileSystem.readIfExists(pidFile),
+              let pid = pid_t(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")), pid > 0,
+              kill(pid, 0) == 0
+        else { return nil }
+        return pid
+    }
+
+    /// True when systemd runs this process (the bridge's units then own it).
+    public static func underSystemd(_ environment: [String: String]) -> Bool {
+        environment["INVOCATION_ID"] != nil
+    }
+
+    /// The bridge next to this executable, else from PATH.
+    static func executable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if count > 0 {
+            let own = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let sibling = PathParts.directory(own) + "/nfs-vsock-bridge"
+            if access(sibling, X_OK) == 0 { return sibling }
+        }
+        return "nfs-vsock-bridge"
+    }
+
+    /// Starts the bridge detached, logging to /var/log/nfs-vsock-bridge.log.
+    public func start(ports: [UInt32], target: String) throws(SystemError) -> pid_t {
+        if let pid = runningPID { kill(pid, SIGTERM) }
+        var arguments = [Self.executable()]
+        for port in ports { arguments += ["--vsock", String(port)] }
+        arguments += ["--target", target]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc, 0x80): the bridge leaves our session.
+        posix_spawnattr_setflags(&attributes, 0x80)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        guard status == 0 else { throw SystemError("spawn", arguments[0], errno: status) }
+        try FileSystem.replaceIfChanged(pidFile, with: Array("\(pid)\n".utf8))
+        // A bridge that cannot listen exits at once: say so now.
+        usleep(300_000)
+        var wstatus: Int32 = 0
+        if waitpid(pid, &wstatus, WNOHANG) == pid {
+            unlink(pidFile)
+            throw SystemError("start", "nfs-vsock-bridge (see \(logFile))", errno: ECHILD)
+        }
+        return pid
+    }
+
+    /// Stops the bridge this tool started.
+    @discardableResult
+    public func stop() -> Bool {
+        guard let pid = runningPID else { return false }
+        kill(pid, SIGTERM)
+        for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
+        unlink(pidFile)
+        return true
+    }
+}
+
+enum PathParts {
+    static func directory(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
