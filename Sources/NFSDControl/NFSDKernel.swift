@@ -99,6 +99,9 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
             if error.errno == EBUSY {
                 return "the kernel already has a \(transport.rawValue) listener on \(name) (\(error))"
             }
+            if error.errno == ECONNREFUSED {
+                return "the kernel could not register the \(transport.rawValue) listener \(name) with rpcbind (\(error)): NFSv3 needs rpcbind running; start it, or serve NFSv4 only with -N 3"
+            }
             return "the kernel refused the \(transport.rawValue) listener \(name) (\(error))"
         case .noVsockTransport(let port, let error):
             return "this kernel's NFS server has no AF_VSOCK transport (portlist refused the vsock:*:\(port) listener: \(error.errnoName)); vsock is not served: start the vsock bridge (nfs-vsock-bridge) for it"

@@ -99,7 +99,7 @@ grep -q "no AF_VSOCK transport" <<<"$VMT_OUT" || fail "no missing-transport line
 [ "$(cat /proc/fs/nfsd/versions)" = "$before" ] || fail "versions changed: $before -> $(cat /proc/fs/nfsd/versions)"
 
 vmt_step "6b. --vsock 2049: the bridge serves vsock through a loopback listener"
-vmt_capture "$NFSD" -T --vsock 2049 8
+vmt_capture "$NFSD" -N 3 -T --vsock 2049 8
 [ "$VMT_RC" = 0 ] || fail "--vsock with the bridge failed"
 grep -q "served by nfs-vsock-bridge (pid [0-9]*) through tcp 127.0.0.1:2049" <<<"$VMT_OUT" || fail "no line saying the bridge serves vsock"
 [ "$(portlist)" = "tcp 2049;" ] || fail "portlist '$(portlist)'"

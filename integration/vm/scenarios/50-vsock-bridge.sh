@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# NFS over vsock on a stock kernel, with our tools only: nfsd-control
+# (loopback-only), mountd, nfs-vsock-bridge and mount.vsock, over the
+# vsock loopback transport (the local CID is 1):
+#   1. mount -t vsock 1:/vm1 reads and writes;
+#   2. an export only for vsock:7 is refused; a *(rw) export is not visible
+#      over vsock; an IP client does not get the vsock-only export;
+#   3. secure: a guest mounting from an unprivileged port (noresvport) is
+#      refused, from a privileged one accepted;
+#   4. two hybrid-vsock Unix sockets (socat plays the VMM) configured as
+#      CIDs 7 and 8 each see exactly their own exports;
+#   5. killing the bridge during a large copy and restarting it: the copy
+#      completes and the checksum matches.
+# Each "guest" mounts from its own network namespace: the NFSv4.1 client
+# merges every mount of one server within a namespace into one client ID
+# and transport (client ID trunking), which on a single test host would mix
+# identities; real guests are separate kernels. vsock itself ignores
+# network namespaces, so every namespace reaches CID 1.
+set -euo pipefail
+. "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
+vmt_begin
+W=$VMT_WORK
+NFSD=$BIN_DIR/nfsd-control MOUNTD=$BIN_DIR/mountd BRIDGE=$BIN_DIR/nfs-vsock-bridge HELPER=$BIN_DIR/mount.vsock
+COPY_MIB=${COPY_MIB:-200}
+token=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+vmt_step "vsock loopback"
+modprobe vsock_loopback
+[ -e /dev/vsock ] || fail "no /dev/vsock"
+
+vmt_step "exports: one NFSv4 root per identity (the VM's / is not exportable)"
+R1=$W/r1 R7=$W/r7 R8=$W/r8
+for r in "$R1" "$R7" "$R8"; do vmt_mk_v4root "$r"; done
+vmt_mk_ext4 "$R1/vm1" 512M
+vmt_mk_ext4 "$R1/world"
+vmt_mk_ext4 "$R1/sec"
+vmt_mk_ext4 "$R7/vm7"
+vmt_mk_ext4 "$R8/vm8"
+mkdir -p "$R1/vm7"
+for d in "$R1/world" "$R7/vm7" "$R8/vm8"; do echo "$(basename "$d") $token" > "$d/token"; done
+chmod 777 "$R1/vm1" "$R1/sec"
+vmt_write_exports <<EOF2
+$R1        vsock:1(ro,fsid=0,insecure) 127.0.0.1(ro,fsid=0,insecure)
+$R1/vm1    vsock:1(rw,no_root_squash,insecure)
+$R1/world  *(rw,insecure)
+$R1/sec    vsock:1(rw,no_root_squash,secure)
+$R7        vsock:7(ro,fsid=0,insecure)
+$R7/vm7    vsock:7(rw,insecure)
+$R8        vsock:8(ro,fsid=0,insecure)
+$R8/vm8    vsock:8(rw,insecure)
+EOF2
+vmt_run "$EXPORTFS" -ra
+
+vmt_step "the server: loopback-only nfsd, mountd, the bridge"
+vmt_run "$NFSD" -N 3 -H 127.0.0.1 8
+[ "$(tr '\n' ';' < /proc/fs/nfsd/portlist)" = "tcp 2049;" ] || fail "nfsd listens beyond loopback"
+vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -N 3 -d all
+wait_for 10 "mountd" vmt_holds_channels "$(vmt_pid mountd)"
+start_bridge() {
+  vmt_start_daemon bridge "$W/bridge.log" "$BRIDGE" --vsock 2049 --target 127.0.0.1:2049 \
+    --unix "$W/vm7.vsock_2049=7" --unix "$W/vm8.vsock_2049=8" -d
+  wait_for 10 "the bridge" sh -c "grep -q forwarding '$W/bridge.log'"
+}
+start_bridge
+echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+
+guest_ns() { # name: a network namespace with only loopback, for one guest
+  vmt_run ip netns add "$1"
+  vmt_run ip -n "$1" link set lo up
+}
+for ns in g1 g1u g7 g8; do guest_ns "$ns"; done
+in_ns() { local ns=$1; shift; nsenter "--net=/run/netns/$ns" "$@"; }
+
+vmt_step "mount -t vsock finds mount.vsock (an overlay puts it in /usr/sbin for this VM)"
+mkdir -p "$W/sbin-up" "$W/sbin-work"
+if mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$W/sbin-up,workdir=$W/sbin-work" /usr/sbin 2>/dev/null; then
+  vmt_defer "umount /usr/sbin"
+  cp "$HELPER" /usr/sbin/mount.vsock
+  MOUNT_VSOCK=(mount -t vsock)
+else
+  vmt_note "no overlay on /usr/sbin here: calling mount.vsock directly"
+  MOUNT_VSOCK=("$HELPER")
+fi
+
+vmt_step "1. mount -t vsock 1:/vm1 reads and writes"
+mkdir -p "$W/m1"
+vmt_capture in_ns g1 "${MOUNT_VSOCK[@]}" 1:/vm1 "$W/m1" -o soft,timeo=100,retrans=3 -v
+[ "$VMT_RC" = 0 ] || fail "vsock mount failed"
+grep " $W/m1 " /proc/mounts | sed 's/^/  /'
+echo "over vsock $token" > "$W/m1/f"
+timeout 20 sync -f "$W/m1/f"
+assert_eq "over vsock $token" "$(cat "$R1/vm1/f")" "written over vsock"
+grep -q "vsock:1:[0-9]* connected as 127.128.0.1 (privileged port)" "$W/bridge.log" || fail "the bridge did not map CID 1 to 127.128.0.1"
+grep -q "granted access to $R1/vm1 for vsock:1" "$W/mountd.log" || fail "mountd did not grant vsock:1"
+assert_contains "$(cat /proc/net/rpc/auth.unix.ip/content)" "127.128.0.1" "the kernel saw the guest's mapped address"
+
+vmt_step "2. refusals: vsock:7's export, the * export, and an IP client on the vsock export"
+mkdir -p "$W/m2"
+vmt_capture in_ns g1 "$HELPER" 1:/vm7 "$W/m2"
+if [ "$VMT_RC" = 0 ]; then
+  if timeout 20 cat "$W/m2/token" 2>/dev/null; then fail "vsock:1 read vsock:7's export"; fi
+  umount "$W/m2"
+fi
+vmt_capture in_ns g1 "$HELPER" 1:/world "$W/m2"
+if [ "$VMT_RC" = 0 ]; then
+  if timeout 20 cat "$W/m2/token" 2>/dev/null; then fail "the *(rw) export is visible over vsock"; fi
+  umount "$W/m2"
+fi
+grep -q "denied access to $R1/world for vsock:1" "$W/mountd.log" || fail "mountd did not deny the * export to vsock:1"
+vmt_nfs_mount "127.0.0.1:/vm1" "$W/m-ip"
+if [ "$VMT_RC" = 0 ]; then
+  if timeout 20 cat "$W/m-ip/f" 2>/dev/null; then fail "the IP client read the vsock-only export"; fi
+  vmt_umount "$W/m-ip"
+fi
+
+vmt_step "3. secure: unprivileged guest port refused, privileged accepted"
+vmt_capture in_ns g1u "$HELPER" 1:/sec "$W/m2" -o noresvport,soft,timeo=50,retrans=1
+if [ "$VMT_RC" = 0 ]; then
+  if ( echo x > "$W/m2/x" ) 2>/dev/null; then fail "a guest on an unprivileged port wrote to a secure export"; fi
+  umount -f "$W/m2" || umount -l "$W/m2"
+fi
+grep -q "unprivileged port" "$W/bridge.log" || fail "the bridge saw no unprivileged guest port"
+vmt_capture in_ns g1 "$HELPER" 1:/sec "$W/m2"
+[ "$VMT_RC" = 0 ] || fail "privileged guest port refused"
+echo ok > "$W/m2/x"
+timeout 20 sync -f "$W/m2/x"
+assert_eq ok "$(cat "$R1/sec/x")" "write from a privileged guest port"
+umount "$W/m2"
+
+vmt_step "4. hybrid vsock: Unix sockets as CIDs 7 and 8 (socat plays the VMM)"
+for cid in 7 8; do
+  vmt_start_daemon "vmm$cid" "$W/socat$cid.log" nsenter "--net=/run/netns/g$cid" socat "TCP-LISTEN:4000$cid,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$W/vm$cid.vsock_2049"
+done
+wait_for 10 "socat" sh -c 'nsenter --net=/run/netns/g8 ss -ltn | grep -q 127.0.0.1:40008'
+for cid in 7 8; do
+  other=$(( cid == 7 ? 8 : 7 ))
+  VMT_NFS_OPTS="vers=4.1,port=4000$cid,retry=0,soft,timeo=50,retrans=2" vmt_nfs_mount "127.0.0.1:/vm$cid" "$W/h$cid" "g$cid"
+  [ "$VMT_RC" = 0 ] || fail "CID $cid could not mount its export"
+  assert_eq "vm$cid $token" "$(timeout 20 cat "$W/h$cid/token")" "CID $cid sees its export"
+  vmt_umount "$W/h$cid"
+  VMT_NFS_OPTS="vers=4.1,port=4000$cid,retry=0,soft,timeo=50,retrans=2" vmt_nfs_mount "127.0.0.1:/vm$other" "$W/h$cid" "g$cid"
+  if [ "$VMT_RC" = 0 ]; then
+    if timeout 20 cat "$W/h$cid/token" 2>/dev/null; then fail "CID $cid sees CID $other's export"; fi
+    vmt_umount "$W/h$cid"
+  fi
+done
+grep -q "vsock:7 via .*connected as 127.128.0.7" "$W/bridge.log" || fail "no CID 7 connection"
+grep -q "vsock:8 via .*connected as 127.128.0.8" "$W/bridge.log" || fail "no CID 8 connection"
+
+vmt_step "5. kill the bridge during a $COPY_MIB MiB copy, restart it"
+vmt_mk_tmpfs "$W/src"
+mount -o remount,size=$((COPY_MIB + 16))m "$W/src"
+head -c $((COPY_MIB * 1024 * 1024)) /dev/urandom > "$W/src/big"
+want=$(sha256sum < "$W/src/big" | cut -d' ' -f1)
+( cp "$W/src/big" "$W/m1/big" && sync -f "$W/m1/big" && echo done > "$W/copy.status" || echo "failed $?" > "$W/copy.status" ) &
+copier=$!
+wait_for 120 "the copy to start" sh -c "[ -s '$R1/vm1/big' ] || [ -s '$W/m1/big' ]"
+sleep 1
+kill -9 "$(vmt_pid bridge)"
+vmt_note "bridge killed with $(stat -c %s "$W/m1/big" 2>/dev/null || echo ?) bytes copied"
+sleep 2
+start_bridge
+wait "$copier" || true
+assert_eq done "$(cat "$W/copy.status")" "the copy across the bridge restart"
+assert_eq "$want" "$(sha256sum < "$R1/vm1/big" | cut -d' ' -f1)" "checksum on the server"
+vmt_step "6. umount: the relay exits (informational for now)"
+umount "$W/m1"
+# The NFS client may keep its connection to the relay after umount; the
+# relay exits once it closes. Reported, not yet asserted (see the issue).
+deadline=$(( $(date +%s) + 60 ))
+while pgrep -f "mount.vsock 1:/vm1" >/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
+if pgrep -f "mount.vsock 1:/vm1" >/dev/null; then
+  vmt_note "the relay of 1:/vm1 still runs 60 s after umount:"
+  in_ns g1 ss -tnp 2>/dev/null | grep mount.vsock | sed 's/^/  /' || true
+else
+  vmt_note "the relay of 1:/vm1 exited after umount"
+fi
+umount "$W/m2" 2>/dev/null || true
+vmt_step "ok"
