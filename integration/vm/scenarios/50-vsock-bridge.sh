@@ -150,8 +150,12 @@ grep -q "vsock:8 via .*connected as 127.128.0.8" "$W/bridge.log" || fail "no CID
 vmt_step "5. kill the bridge during a $COPY_MIB MiB copy, restart it"
 vmt_mk_tmpfs "$W/src"
 mount -o remount,size=$((COPY_MIB + 16))m "$W/src"
-head -c $((COPY_MIB * 1024 * 1024)) /dev/urandom > "$W/src/big"
-want=$(sha256sum < "$W/src/big" | cut -d' ' -f1)
+# 1 MiB of random bytes, repeated with each MiB numbered: as telling as a
+# fully random file for a byte-for-byte comparison, and cheap to make under
+# software emulation.
+head -c $((1024 * 1024 - 16)) /dev/urandom > "$W/src/chunk"
+for ((i = 0; i < COPY_MIB; i++)); do printf '%016d' "$i"; cat "$W/src/chunk"; done > "$W/src/big"
+[ "$(stat -c %s "$W/src/big")" = $((COPY_MIB * 1024 * 1024)) ] || fail "test file has the wrong size"
 ( cp "$W/src/big" "$W/m1/big" && sync -f "$W/m1/big" && echo done > "$W/copy.status" || echo "failed $?" > "$W/copy.status" ) &
 copier=$!
 wait_for 120 "the copy to start" sh -c "[ -s '$R1/vm1/big' ] || [ -s '$W/m1/big' ]"
@@ -162,7 +166,8 @@ sleep 2
 start_bridge
 wait "$copier" || true
 assert_eq done "$(cat "$W/copy.status")" "the copy across the bridge restart"
-assert_eq "$want" "$(sha256sum < "$R1/vm1/big" | cut -d' ' -f1)" "checksum on the server"
+cmp "$W/src/big" "$R1/vm1/big" || fail "the file on the server differs from the source"
+vmt_note "$COPY_MIB MiB identical on the server (cksum $(cksum < "$R1/vm1/big" | cut -d' ' -f1))"
 vmt_step "6. umount: the relay exits (informational for now)"
 umount "$W/m1"
 # The NFS client may keep its connection to the relay after umount; the
