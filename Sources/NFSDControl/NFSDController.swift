@@ -109,22 +109,7 @@ public struct NFSDController {
             if settings.udp { transports.append(.udp) }
             for host in hosts {
                 for transport in transports {
-                    let sockets: [ListenerSocket]
-                    do {
-                        sockets = try ListenerSocket.inet(host: host, port: settings.port, transport: transport)
-                    } catch {
-                        throw NFSDError.listener(error)
-                    }
-                    defer { sockets.forEach { $0.close() } }
-                    for socket in sockets {
-                        do {
-                            try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
-                        } catch {
-                            throw NFSDError.handOver(transport, socket.name, error)
-                        }
-                        report.listeners.append("\(transport.rawValue) \(socket.name)")
-                        log("listening on \(transport.rawValue) \(socket.name)")
-                    }
+                    report.listeners += try handOver(host: host, port: settings.port, transport: transport)
                 }
             }
             // The bridge reaches nfsd over loopback TCP: make sure such a
@@ -132,22 +117,7 @@ public struct NFSDController {
             if !report.vsockForBridge.isEmpty {
                 let coversLoopback = settings.tcp && (settings.hosts.isEmpty || settings.hosts.contains { $0 == "127.0.0.1" || $0 == "localhost" })
                 if !coversLoopback {
-                    let sockets: [ListenerSocket]
-                    do {
-                        sockets = try ListenerSocket.inet(host: "127.0.0.1", port: settings.port, transport: .tcp)
-                    } catch {
-                        throw NFSDError.listener(error)
-                    }
-                    defer { sockets.forEach { $0.close() } }
-                    for socket in sockets {
-                        do {
-                            try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
-                        } catch {
-                            throw NFSDError.handOver(.tcp, socket.name, error)
-                        }
-                        report.listeners.append("tcp \(socket.name)")
-                        log("listening on tcp \(socket.name) for the vsock bridge")
-                    }
+                    report.listeners += try handOver(host: "127.0.0.1", port: settings.port, transport: .tcp, purpose: " for the vsock bridge")
                 }
                 report.bridgeListener = "127.0.0.1:\(settings.port)"
             }
@@ -159,6 +129,29 @@ public struct NFSDController {
             rollBack(saved: saved)
             throw error
         }
+    }
+
+    /// Opens TCP or UDP listeners for `host` (nil: every address) and hands
+    /// each to the kernel; returns their names.
+    private func handOver(host: String?, port: UInt16, transport: ListenerSocket.Transport, purpose: String = "") throws(NFSDError) -> [String] {
+        let sockets: [ListenerSocket]
+        do {
+            sockets = try ListenerSocket.inet(host: host, port: port, transport: transport)
+        } catch {
+            throw .listener(error)
+        }
+        defer { sockets.forEach { $0.close() } }
+        var names: [String] = []
+        for socket in sockets {
+            do {
+                try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
+            } catch {
+                throw .handOver(transport, socket.name, error)
+            }
+            names.append("\(transport.rawValue) \(socket.name)")
+            log("listening on \(transport.rawValue) \(socket.name)\(purpose)")
+        }
+        return names
     }
 
     /// `rpc.nfsd 0`: stop every thread; the kernel drops the listeners.
