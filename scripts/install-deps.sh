@@ -7,7 +7,7 @@ APT_PACKAGES=(
   # C libraries the Swift targets link against
   libtirpc-dev libblkid-dev libsystemd-dev pkg-config
   # the real-kernel harness: Debian's kernel under QEMU through virtme-ng
-  qemu-system-x86 linux-image-amd64 busybox-static kmod e2fsprogs util-linux iproute2 socat
+  qemu-system-x86 linux-image-amd64 busybox-static kmod e2fsprogs util-linux iproute2 socat procps python3
   # real peers: Debian's nfs-utils (reference exportfs, rpc.mountd, rpc.nfsd,
   # showmount, mount.nfs) and rpcbind
   nfs-common nfs-kernel-server rpcbind
