@@ -37,33 +37,38 @@ public struct ExportOptionsParser: Sendable {
             for index in active { options.security[index].flags.remove(flag) }
         }
 
+        // Byte-wise over UTF-8: options are ASCII, and Character-level
+        // indexing of long etab lines was the parser's main cost.
+        let utf8 = text.utf8
+        var index = utf8.startIndex
         var column = origin.column
-        var rest = text[...]
-        // Leading blanks, and blanks after each comma, are skipped.
         func skipBlanks() {
-            while let c = rest.first, c == " " || c == "\t" {
-                rest.removeFirst()
+            while index < utf8.endIndex, utf8[index] == 0x20 || utf8[index] == 0x09 {
+                index = utf8.index(after: index)
                 column += 1
             }
         }
         skipBlanks()
-        while !rest.isEmpty {
-            let option: Substring
-            if let comma = rest.firstIndex(of: ",") {
-                option = rest[..<comma]
-                rest = rest[rest.index(after: comma)...]
-            } else {
-                option = rest
-                rest = rest[rest.endIndex...]
-            }
+        while index < utf8.endIndex {
+            var end = index
+            while end < utf8.endIndex && utf8[end] != 0x2C { end = utf8.index(after: end) }
+            let option = Substring(utf8[index..<end])
+            index = end < utf8.endIndex ? utf8.index(after: end) : end
             let location = SourceLocation(file: origin.file, line: origin.line, column: column)
-            column += option.count + 1
+            column += option.utf8.count + 1
             written.append((String(option), location))
             func error(_ message: String, hint: String? = nil) {
                 diagnostics.append(Diagnostic(.error, location, message, hint: hint))
             }
 
             let (name, value) = Self.split(option)
+            // The switches are most of every etab line: one dictionary
+            // lookup instead of a walk through the cases below.
+            if value == nil, let meaning = Self.flagOptions[String(name)] {
+                if meaning.set { set(meaning.flag) } else { clear(meaning.flag) }
+                skipBlanks()
+                continue
+            }
             switch (name, value) {
             case ("ro", nil): set(.readOnly)
             case ("rw", nil): clear(.readOnly)
@@ -212,8 +217,9 @@ public struct ExportOptionsParser: Sendable {
 
     /// "name=value" -> ("name", "value"); "name" -> ("name", nil).
     static func split(_ option: Substring) -> (Substring, Substring?) {
-        guard let equals = option.firstIndex(of: "=") else { return (option, nil) }
-        return (option[..<equals], option[option.index(after: equals)...])
+        let utf8 = option.utf8
+        guard let equals = utf8.firstIndex(of: 0x3D) else { return (option, nil) }
+        return (Substring(utf8[..<equals]), Substring(utf8[utf8.index(after: equals)...]))
     }
 
     /// strtol(…, 10) accepting the whole string: optional sign, digits,

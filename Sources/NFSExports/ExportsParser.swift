@@ -130,7 +130,7 @@ public struct ExportsParser: Sendable {
                 }
                 continue
             }
-            guard let open = text.firstIndex(of: "(") else {
+            guard let open = text.utf8.firstIndex(of: 0x28) else {  // "("
                 let nextStartsWithParen = clientTokens.index(after: position) < clientTokens.endIndex
                     && clientTokens[clientTokens.index(after: position)].text.hasPrefix("(")
                 if mode == .exportsFile && !hasDefaults && !nextStartsWithParen {
@@ -145,13 +145,13 @@ public struct ExportsParser: Sendable {
             let clientText = text[..<open]
             let afterOpen = text[text.index(after: open)...]
             let openColumn = token.column + text.utf8.distance(from: text.startIndex, to: open)
-            guard let close = afterOpen.firstIndex(of: ")") else {
+            guard let close = afterOpen.utf8.firstIndex(of: 0x29) else {  // ")"
                 diagnostics.append(Diagnostic(.error, SourceLocation(file: file, line: token.line, column: openColumn),
                                               "unterminated option list \"\(text)\"",
                                               hint: "close it with ')' and put no spaces inside the parentheses"))
                 return
             }
-            if afterOpen.index(after: close) != afterOpen.endIndex {
+            if afterOpen.utf8.index(after: close) != afterOpen.endIndex {
                 let closeColumn = token.column + text.utf8.distance(from: text.startIndex, to: close)
                 diagnostics.append(Diagnostic(.error, SourceLocation(file: file, line: token.line, column: closeColumn + 1),
                                               "unexpected text after ')' in \"\(text)\"",
