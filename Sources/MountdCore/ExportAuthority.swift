@@ -14,17 +14,55 @@ public struct ExportAuthority: Sendable {
     /// Flags of the NFSv4 pseudo-filesystem directories (nfs-utils' v4root).
     public static let pseudoFlags: ExportFlags = [.readOnly, .rootSquash, .noSubtreeCheck, .noAuthNLM, .v4Root]
 
+    /// Entries by client name (as domains spell it), with their position
+    /// in the table (ties between equal client classes go to the first).
+    private let byName: [String: [(position: Int, entry: ExportEntry)]]
+    /// Single-address and single-CID specs, found by lookup instead of a
+    /// scan: with thousands of exports these are most of the table.
+    private let namesByAddress: [IPAddress: Set<String>]
+    private let namesByCID: [VsockCID: Set<String>]
+    /// Everything else (host names, networks, wildcards, netgroups, `*`,
+    /// vsock ranges), matched one by one; one entry per client name.
+    private let scanned: [ExportEntry]
+
     public init(table: ExportTable, features: ExportFeatures) {
         self.table = table
         self.features = features
+        var byName: [String: [(position: Int, entry: ExportEntry)]] = [:]
+        var namesByAddress: [IPAddress: Set<String>] = [:]
+        var namesByCID: [VsockCID: Set<String>] = [:]
+        var scanned: [ExportEntry] = []
+        for (position, entry) in table.entries.enumerated() {
+            let name = Self.domainName(entry)
+            if byName[name] == nil {
+                switch entry.client {
+                case .address(let address): namesByAddress[address.unmapped, default: []].insert(name)
+                case .vsock(let cid): namesByCID[cid, default: []].insert(name)
+                default: scanned.append(entry)
+                }
+            }
+            byName[name, default: []].append((position, entry))
+        }
+        self.byName = byName
+        self.namesByAddress = namesByAddress
+        self.namesByCID = namesByCID
+        self.scanned = scanned
+    }
+
+    static func domainName(_ entry: ExportEntry) -> String {
+        entry.clientName.isEmpty ? "*" : entry.clientName
     }
 
     // MARK: auth.unix.ip
 
     public func domain(for client: ClientIdentity, nameService: some NameService) -> String? {
         var names = Set<String>()
-        for entry in table.entries where entry.client.matches(client, nameService: nameService) {
-            names.insert(entry.clientName.isEmpty ? "*" : entry.clientName)
+        switch client.address {
+        case .ip(let address): names.formUnion(namesByAddress[address.unmapped] ?? [])
+        case .vsock(let cid): names.formUnion(namesByCID[cid] ?? [])
+        }
+        for entry in scanned where entry.client.matches(client, nameService: nameService) {
+            names.insert(Self.domainName(entry))
         }
         guard !names.isEmpty else { return nil }
         return names.sorted().joined(separator: ",")
@@ -32,13 +70,15 @@ public struct ExportAuthority: Sendable {
 
     /// Entries a domain may use, one per path, by client-class precedence.
     public func exports(forDomain domain: String) -> [String: ExportEntry] {
-        let names = Set(domain.split(separator: ",").map(String.init))
-        var byPath: [String: ExportEntry] = [:]
-        for entry in table.entries where names.contains(entry.clientName.isEmpty ? "*" : entry.clientName) {
-            if let existing = byPath[entry.path], existing.client.kind <= entry.client.kind { continue }
-            byPath[entry.path] = entry
+        var best: [String: (position: Int, entry: ExportEntry)] = [:]
+        for name in Set(domain.split(separator: ",").map(String.init)) {
+            for candidate in byName[name] ?? [] {
+                if let existing = best[candidate.entry.path],
+                   (existing.entry.client.kind, existing.position) < (candidate.entry.client.kind, candidate.position) { continue }
+                best[candidate.entry.path] = candidate
+            }
         }
-        return byPath
+        return best.mapValues(\.entry)
     }
 
     // MARK: the NFSv4 pseudo filesystem

@@ -169,3 +169,37 @@ struct ExportAuthorityTests {
         #expect(a.path(for: majorMinor, info: info) == "/srv/local")
     }
 }
+
+@Suite("export authority index")
+struct ExportAuthorityIndexTests {
+    /// The indexed lookups answer exactly what a scan of the whole table
+    /// answers, on generated tables mixing every indexed and scanned form.
+    @Test("indexed domains and exports equal a full scan")
+    func equivalence() {
+        var rng = SystemRandomNumberGenerator()
+        let clients = ["10.0.0.1", "10.0.0.2", "10.0.0.0/24", "10.0.0.0/8", "*", "vsock:3", "vsock:4", "vsock:3-9", "vsock:*", "2001:db8::1", "2001:db8::/32"]
+        for _ in 0..<200 {
+            var text = ""
+            for _ in 0..<Int.random(in: 1...30, using: &rng) {
+                let path = "/srv/p\(Int.random(in: 0..<6, using: &rng))"
+                text += "\(path)\t\(clients.randomElement(using: &rng)!)(\(Bool.random(using: &rng) ? "rw" : "ro"))\n"
+            }
+            let a = authority(text)
+            let probes: [ClientIdentity] = [.ip(IPAddress("10.0.0.1")!), .ip(IPAddress("10.0.0.2")!), .ip(IPAddress("10.0.0.77")!),
+                                            .ip(IPAddress("10.9.9.9")!), .ip(IPAddress("2001:db8::1")!), .vsock(3), .vsock(4), .vsock(5), .vsock(42)]
+            for probe in probes {
+                var names = Set<String>()
+                for entry in a.table.entries where entry.client.matches(probe, nameService: noNames) { names.insert(entry.clientName) }
+                let naive = names.isEmpty ? nil : names.sorted().joined(separator: ",")
+                #expect(a.domain(for: probe, nameService: noNames) == naive, "\(probe) in\n\(text)")
+                guard let domain = naive else { continue }
+                var byPath: [String: ExportEntry] = [:]
+                for entry in a.table.entries where names.contains(entry.clientName) {
+                    if let existing = byPath[entry.path], existing.client.kind <= entry.client.kind { continue }
+                    byPath[entry.path] = entry
+                }
+                #expect(a.exports(forDomain: domain) == byPath, "\(probe) in\n\(text)")
+            }
+        }
+    }
+}
