@@ -70,32 +70,8 @@ public struct ExportOptionsParser: Sendable {
                 continue
             }
             switch (name, value) {
-            case ("ro", nil): set(.readOnly)
-            case ("rw", nil): clear(.readOnly)
-            case ("secure", nil): clear(.insecurePort)
-            case ("insecure", nil): set(.insecurePort)
-            case ("sync", nil): clear(.async)
-            case ("async", nil): set(.async)
             case ("nordirplus", nil): set(.noReaddirPlus)
             case ("security_label", nil): set(.securityLabel)
-            case ("nohide", nil): set(.noHide)
-            case ("hide", nil): clear(.noHide)
-            case ("crossmnt", nil): set(.crossMount)
-            case ("nocrossmnt", nil): clear(.crossMount)
-            case ("wdelay", nil): set(.gatheredWrites)
-            case ("no_wdelay", nil): clear(.gatheredWrites)
-            case ("root_squash", nil): set(.rootSquash)
-            case ("no_root_squash", nil): clear(.rootSquash)
-            case ("all_squash", nil): set(.allSquash)
-            case ("no_all_squash", nil): clear(.allSquash)
-            case ("subtree_check", nil): clear(.noSubtreeCheck)
-            case ("no_subtree_check", nil): set(.noSubtreeCheck)
-            case ("auth_nlm", nil), ("secure_locks", nil): clear(.noAuthNLM)
-            case ("no_auth_nlm", nil), ("insecure_locks", nil): set(.noAuthNLM)
-            case ("acl", nil): clear(.noACL)
-            case ("no_acl", nil): set(.noACL)
-            case ("pnfs", nil): set(.pnfs)
-            case ("no_pnfs", nil): clear(.pnfs)
             case ("anonuid", let value?), ("anongid", let value?):
                 guard let id = Self.parseDecimalInt32(value) else {
                     error("bad \(name) \"\(value)\"", hint: "give a decimal user or group id, e.g. \(name)=65534")
@@ -190,12 +166,9 @@ public struct ExportOptionsParser: Sendable {
     }
 
     static let valueOptions: Set<String> = ["anonuid", "anongid", "fsid", "refer", "replicas", "sec", "xprtsec", "reexport"]
-    static let plainOptions: Set<String> = [
-        "ro", "rw", "secure", "insecure", "sync", "async", "nordirplus", "security_label", "nohide", "hide",
-        "crossmnt", "nocrossmnt", "wdelay", "no_wdelay", "root_squash", "no_root_squash", "all_squash",
-        "no_all_squash", "subtree_check", "no_subtree_check", "auth_nlm", "no_auth_nlm", "secure_locks",
-        "insecure_locks", "acl", "no_acl", "pnfs", "no_pnfs",
-    ]
+    /// Options that take no value: the switches, and two flags without an
+    /// opposite.
+    static let plainOptions: Set<String> = Set(flagOptions.keys).union(["nordirplus", "security_label"])
 
     /// The options that only switch a flag, and which flag/value they mean,
     /// for conflict detection.
