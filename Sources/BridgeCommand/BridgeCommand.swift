@@ -98,7 +98,7 @@ public struct BridgeCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var listeners: [Bridge.Listener]
         do {
-            listeners = try BridgeListeners.fromSystemd(configuration)
+            listeners = try BridgeListeners.fromSystemd(configuration, count: sd_listen_fds(1))
             if listeners.isEmpty {
                 if configuration.vsockPorts.isEmpty && configuration.unixListeners.isEmpty { configuration.vsockPorts = [2049] }
                 listeners = try BridgeListeners.open(configuration)

@@ -12,6 +12,18 @@ public struct BridgeProcess: Sendable {
 
     public var pidFile: String { paths.underRoot("/run/nfs-vsock-bridge.pid") }
     public var logFile: String { paths.underRoot("/var/log/nfs-vsock-bridge.log") }
+    /// Present while rpc.nfsd has left vsock ports to the bridge; the
+    /// condition of nfs-vsock-bridge.socket (so that on a kernel that serves
+    /// vsock itself the socket unit never takes the port).
+    public var wantedFile: String { paths.underRoot("/run/nfs-vsock-bridge.wanted") }
+
+    /// Records that the bridge should serve `ports`, forwarding to `target`.
+    public func markWanted(ports: [UInt32], target: String) throws(SystemError) {
+        let text = "ports=\(ports.map(String.init).joined(separator: ",")) target=\(target)\n"
+        _ = try FileSystem.replaceIfChanged(wantedFile, with: Array(text.utf8))
+    }
+
+    public func clearWanted() { unlink(wantedFile) }
 
     /// The running bridge's pid, if any.
     public var runningPID: pid_t? {

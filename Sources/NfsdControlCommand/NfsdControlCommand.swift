@@ -69,7 +69,11 @@ public struct NfsdControlCommand: ParsableCommand {
 
     /// Dispatches `status` (a word nthreads can never be) to its command;
     /// everything else is the rpc.nfsd command line.
-    public static func entry(_ arguments: [String]) {
+    /// Installed as nfs-vsock-generator (a link), it is systemd's generator.
+    public static func entry(_ arguments: [String], invokedAs name: String = "nfsd-control") {
+        if name.split(separator: "/").last == "nfs-vsock-generator" {
+            Glibc.exit(SystemdGenerator.run(arguments: arguments, paths: SystemPaths.fromEnvironment(ProcessEnvironment.current)))
+        }
         if arguments.first == "status" {
             Status.main(Array(arguments.dropFirst()))
         } else {
@@ -135,8 +139,12 @@ public struct NfsdControlCommand: ParsableCommand {
         let controller = NFSDController(kernel: NFSDKernel(paths: paths), log: { logger.info($0) })
         let bridge = BridgeProcess(paths: paths)
         do {
-            if settings.threads == 0 && bridge.stop() { logger.info("stopped nfs-vsock-bridge") }
+            if settings.threads == 0 {
+                bridge.clearWanted()
+                if bridge.stop() { logger.info("stopped nfs-vsock-bridge") }
+            }
             let report = try controller.start(settings)
+            if report.vsockForBridge.isEmpty && !report.alreadyRunning { bridge.clearWanted() }
             if settings.threads > 0 && !report.alreadyRunning {
                 logger.notice("nfsd: \(report.threads) threads; listening on \(report.listeners.joined(separator: ", "))")
             }
@@ -145,6 +153,11 @@ public struct NfsdControlCommand: ParsableCommand {
             }
             if !report.vsockForBridge.isEmpty, let target = report.bridgeListener {
                 let ports = report.vsockForBridge.map(String.init).joined(separator: ", ")
+                do {
+                    try bridge.markWanted(ports: report.vsockForBridge, target: target)
+                } catch {
+                    logger.error("rpc.nfsd: \(error)")
+                }
                 if BridgeProcess.underSystemd(ProcessEnvironment.current) {
                     logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) through tcp \(target)")
                 } else {

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystemd
 import NFSAdmin
 
 /// Opens the bridge's listening sockets, or takes them from systemd socket
@@ -19,13 +18,18 @@ public enum BridgeListeners {
         return listeners
     }
 
-    /// Sockets passed by systemd (LISTEN_FDS): vsock ones serve every
-    /// guest; a Unix one needs its CID from the configuration, by path.
-    public static func fromSystemd(_ configuration: BridgeConfiguration) throws(SystemError) -> [Bridge.Listener] {
-        let count = sd_listen_fds(1)
+    /// The first descriptor systemd passes (SD_LISTEN_FDS_START).
+    public static let systemdFirstFD: Int32 = 3
+
+    /// Sockets passed by systemd: `count` descriptors from fd 3 on, as
+    /// sd_listen_fds(3) reports them (the caller asks libsystemd, so that
+    /// this module, which the guest helper links, needs no libsystemd).
+    /// vsock ones serve every guest; a Unix one needs its CID from the
+    /// configuration, by path.
+    public static func fromSystemd(_ configuration: BridgeConfiguration, count: Int32) throws(SystemError) -> [Bridge.Listener] {
         guard count > 0 else { return [] }
         var listeners: [Bridge.Listener] = []
-        for fd in SD_LISTEN_FDS_START..<(SD_LISTEN_FDS_START + count) {
+        for fd in systemdFirstFD..<(systemdFirstFD + count) {
             var storage = [UInt8](repeating: 0, count: 128)
             var length = socklen_t(storage.count)
             let status = storage.withUnsafeMutableBytes { raw in

@@ -1,3 +1,3 @@
 import NfsdControlCommand
 
-NfsdControlCommand.entry(Array(CommandLine.arguments.dropFirst()))
+NfsdControlCommand.entry(Array(CommandLine.arguments.dropFirst()), invokedAs: CommandLine.arguments.first ?? "nfsd-control")
