@@ -39,6 +39,9 @@ public struct BridgeCommand: ParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close connections idle this long, in seconds; 0 never (default 900).", valueName: "seconds"))
     var idleTimeout: Int?
 
+    @Option(name: .customLong("status-file"), help: ArgumentHelp("Where to publish the status that nfsd-control status shows (default /run/nfs-vsock-bridge/status; \"none\": nowhere).", valueName: "path"))
+    var statusFile: String?
+
     @Flag(name: [.customShort("d"), .long], help: "Log every connection.")
     var debug = false
 
@@ -96,6 +99,12 @@ public struct BridgeCommand: ParsableCommand {
         var configuration = try configuration(conf: NFSConf.load(paths: paths))
         let log = DaemonLog(name: "nfs-vsock-bridge", environment: environment, debug: debug)
         signal(SIGPIPE, SIG_IGN)
+        // TERM, INT and HUP are taken by sigwait below (every thread
+        // inherits the mask), so the status file can be removed on the way out.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, number) }
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         var listeners: [Bridge.Listener]
         do {
             listeners = try BridgeListeners.fromSystemd(configuration)
@@ -115,10 +124,20 @@ public struct BridgeCommand: ParsableCommand {
             case .unix(_, let path, let cid): "\(path) (CID \(cid))"
             }
         }
+        var publisher: BridgeStatusPublisher? = nil
+        if statusFile != "none" {
+            let file = BridgeStatusFile(path: statusFile ?? paths.bridgeStatus)
+            publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+            publisher?.start()
+        }
         log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) from \(configuration.mapping)")
         _ = sd_notify(0, "READY=1\nSTATUS=forwarding \(names.joined(separator: ", "))")
-        // The accept loops and forwarders run on their own threads; this
-        // one waits for SIGTERM/SIGINT (default action: exit).
-        while true { pause() }
+        // The accept loops, forwarders and the status publisher run on
+        // their own threads; this one waits for a signal to stop.
+        var received: Int32 = 0
+        while sigwait(&stopSignals, &received) != 0 {}
+        publisher?.stop()
+        log.notice("stopping on signal \(received)")
+        Glibc.exit(0)
     }
 }

@@ -170,7 +170,7 @@ public struct NfsdControlCommand: ParsableCommand {
     public struct Status: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "nfsd-control status",
-            abstract: "Show the server's state: threads, versions, listeners, lease and grace times, how vsock is served.")
+            abstract: "Show the server's state: threads, versions, listeners, lease and grace times, how vsock is served, the bridge and its guests.")
 
         @Flag(help: "Print JSON for management tools.")
         var json = false
@@ -180,7 +180,10 @@ public struct NfsdControlCommand: ParsableCommand {
         public func run() throws {
             let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
             var status = NFSDStatus(kernel: NFSDKernel(paths: paths))
-            status.bridgePID = BridgeProcess(paths: paths).runningPID
+            let pidFilePID = BridgeProcess(paths: paths).runningPID
+            status.bridgePID = pidFilePID
+            status.bridge = BridgeStatusReport(reading: BridgeStatusFile(paths: paths).read(), statusPath: paths.bridgeStatus,
+                                               pidFilePID: pidFilePID, now: time(nil))
             Console.out(json ? status.json : status.text)
         }
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Copies bytes both ways between two connected sockets until both sides
 /// are done, with a bounded buffer per direction: a side that stops reading
@@ -21,6 +22,8 @@ public struct Forwarder: Sendable {
         var end = 0
         var readerDone = false
         var writerShut = false
+        /// Bytes read so far (for the connection's meter).
+        var received: UInt64 = 0
 
         init(size: Int) { buffer = [UInt8](repeating: 0, count: size) }
 
@@ -49,7 +52,7 @@ public struct Forwarder: Sendable {
                 // SAFETY: end < raw.count, so the range end..<count is inside the buffer.
                 read(fd, raw.baseAddress! + end, raw.count - end)
             }
-            if count > 0 { end += count; return nil }
+            if count > 0 { end += count; received &+= UInt64(count); return nil }
             if count == 0 { readerDone = true; return nil }
             return errno == EAGAIN || errno == EINTR ? nil : errno
         }
@@ -68,6 +71,8 @@ public struct Forwarder: Sendable {
     let bufferSize: Int
     let idleTimeout: Int
     let halfOpenTimeout: Int
+    /// Where the bytes carried each way are published, if anywhere.
+    public var meter: ConnectionMeter? = nil
 
     public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int) {
         self.bufferSize = bufferSize
@@ -80,6 +85,7 @@ public struct Forwarder: Sendable {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var toB = Pipe(size: bufferSize)
         var toA = Pipe(size: bufferSize)
+        defer { meter?.record(fromA: toB.received, fromB: toA.received) }
         var lastActivity = now()
         var halfOpenSince: Int? = nil
         while true {
@@ -125,6 +131,7 @@ public struct Forwarder: Sendable {
                     if let error { return .error(String(cString: strerror(error))) }
                 }
             }
+            meter?.record(fromA: toB.received, fromB: toA.received)
         }
     }
 
@@ -132,5 +139,24 @@ public struct Forwarder: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return ts.tv_sec
+    }
+}
+
+/// Bytes a forwarded connection has carried each way so far: stored by its
+/// Forwarder, read by the bridge's status snapshot.
+public final class ConnectionMeter: Sendable {
+    private let fromA = Atomic<UInt64>(0)
+    private let fromB = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Bytes read from the first descriptor given to `Forwarder.run`.
+    public var bytesFromA: UInt64 { fromA.load(ordering: .relaxed) }
+    /// Bytes read from the second.
+    public var bytesFromB: UInt64 { fromB.load(ordering: .relaxed) }
+
+    func record(fromA a: UInt64, fromB b: UInt64) {
+        fromA.store(a, ordering: .relaxed)
+        fromB.store(b, ordering: .relaxed)
     }
 }

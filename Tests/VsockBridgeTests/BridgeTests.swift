@@ -130,6 +130,15 @@ struct BridgeTests {
         let downstream = Array("reply from the server".utf8)
         sendAll(accepted, downstream)
         #expect(receive(guest, downstream.count) == downstream)
+
+        // The status counts the bytes each way while the connection is open.
+        func guest7() -> BridgeStatus.Guest? { bridge.guestStatus(now: 100).first { $0.cid == 7 } }
+        for _ in 0..<200 where guest7()?.bytesToGuest != UInt64(downstream.count) { usleep(10_000) }
+        let counted = try #require(guest7())
+        #expect(counted.address == "127.128.0.7" && counted.open == 1 && counted.accepted == 1)
+        #expect(counted.bytesFromGuest == UInt64(upstream.count) && counted.bytesToGuest == UInt64(downstream.count))
+        #expect(counted.lastActivity == 100)
+        #expect(guest7()?.lastActivity == 100, "no bytes moved: the last activity stays")
     }
 
     @Test("a guest over its connection limit is refused; others are not affected")
@@ -158,6 +167,45 @@ struct BridgeTests {
         defer { close(fourth) }
         for _ in 0..<200 where bridge.guests[10, default: 0] < 1 { usleep(10_000) }
         #expect(bridge.guests[10] == 1, "another guest still gets in")
+        let status = bridge.guestStatus(now: 0)
+        #expect(status.map(\.cid) == [9, 10])
+        #expect(status[0].open == 2 && status[0].accepted == 2 && status[0].refused == 1)
+        #expect(status[1].open == 1 && status[1].refused == 0)
+    }
+
+    @Test("the status file follows connections and is removed on stop")
+    func publisher() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let directory = "/tmp/bridge-status-\(getpid())"
+        let path = "/tmp/bridge-status-\(getpid()).sock"
+        defer { unlink(path); _ = system("rm -rf \(directory)") }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = [.init(path: path, cid: 5)]
+        let log = DaemonLog(name: "test", environment: [:], debug: false)
+        let bridge = Bridge(configuration: configuration, log: log)
+        let listeners = try BridgeListeners.open(configuration)
+        bridge.start(listeners)
+        let file = BridgeStatusFile(path: directory + "/status")
+        let publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+        publisher.start()
+        guard case .running(let empty) = file.read() else {
+            Issue.record("no status after start: \(file.read())")
+            return
+        }
+        #expect(empty.pid == getpid() && empty.guests.isEmpty && empty.listeners == [.unix(path: path, cid: 5)])
+        let guest = connectUnix(path)
+        defer { close(guest) }
+        func openConnections() -> Int? {
+            guard case .running(let status) = file.read() else { return nil }
+            return status.guests.first { $0.cid == 5 }?.open
+        }
+        // Published within a second of the connection, without polling faster.
+        for _ in 0..<150 where openConnections() != 1 { usleep(10_000) }
+        #expect(openConnections() == 1)
+        publisher.stop()
+        #expect(file.read() == .absent)
     }
 
     @Test("unix listener specs", arguments: [("/run/vm7.vsock_2049=7", true), ("/a=0", false), ("relative=3", false), ("/a=x", false), ("/a=b=4", true)])
