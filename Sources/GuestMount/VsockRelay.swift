@@ -63,7 +63,7 @@ public final class VsockRelay: Sendable {
         var seen = false
         var waited = 0
         while true {
-            let mounted = watch.isMounted()
+            let mounted = watch.isInUse()
             if mounted { seen = true }
             let open = active.withLock { $0 }
             if seen && !mounted && open == 0 { return }
@@ -101,11 +101,33 @@ public final class VsockRelay: Sendable {
     }
 }
 
-/// Whether the relay's mount is still there: /proc/self/mounts lists the
-/// directory with an NFS mount through the relay's port.
+/// Whether the kernel's NFS client still needs the relay: its mount is
+/// there (/proc/self/mounts lists the directory with an NFS mount through
+/// the relay's port), or an NFS client of this network namespace is
+/// connected through the relay's port. The second matters because NFSv4.1
+/// merges every mount of one server in a namespace into the first mount's
+/// client and transport (client ID trunking): after that first mount is
+/// gone, the later ones still reconnect through its relay.
 struct MountWatch {
     let directory: String
     let port: UInt16
+
+    func isInUse() -> Bool {
+        if isMounted() { return true }
+        guard let bytes = try? FileSystem.readIfExists("/proc/self/net/nfsfs/servers") else { return false }
+        return Self.serverListUses(String(decoding: bytes, as: UTF8.self), port: port)
+    }
+
+    /// /proc/fs/nfsfs/servers: "NV SERVER   PORT USE HOSTNAME" then one
+    /// line per NFS client, address and port in hex ("v4 7f000001  84d1   1 127.0.0.1").
+    static func serverListUses(_ text: String, port: UInt16) -> Bool {
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3, fields[1] == "7f000001", let listed = UInt16(fields[2], radix: 16) else { continue }
+            if listed == port { return true }
+        }
+        return false
+    }
 
     func isMounted() -> Bool {
         guard let bytes = try? FileSystem.readIfExists("/proc/self/mounts") else { return false }

@@ -37,6 +37,51 @@ struct MountVsockRequestTests {
         }
     }
 
+    @Test("what mount(8) passes a helper: -t, -s, -n, -v, -o with fstab-only options", arguments: [
+        (["1:/vm1", "/mnt/x", "-o", "rw"], "vers=4.1,proto=tcp,rw"),
+        (["1:/vm1", "/mnt/x", "-s", "-n", "-v", "-t", "vsock", "-o", "rw,soft"], "vers=4.1,proto=tcp,rw,soft"),
+        (["1:/vm1", "/mnt/y", "-o", "rw,noauto,_netdev,defaults,nofail,x-systemd.automount,comment=x,soft"], "vers=4.1,proto=tcp,rw,soft"),
+        (["1:/vm1", "/mnt/y", "-o", "user,exec"], "vers=4.1,proto=tcp,nosuid,nodev,noexec,exec"),
+    ])
+    func mountHelperArguments(arguments: [String], options: String) throws {
+        let request = try MountVsockRequest.parse(arguments)
+        #expect(request.cid == 1 && request.export == "/vm1")
+        #expect(request.nfsOptions.joined(separator: ",") == options)
+    }
+
+    @Test("mount --namespace is refused, not ignored")
+    func namespace() {
+        #expect(throws: MountVsockRequest.Problem.self) { try MountVsockRequest.parse(["1:/a", "/m", "-N", "/proc/1/ns/mnt"]) }
+    }
+
+    @Test("failures say what to do", arguments: [
+        (MountVsockProblem.hostUnreachable(errno: ECONNRESET, cid: 2, port: 2049), "the host (CID 2) is not listening on vsock port 2049"),
+        (MountVsockProblem.hostUnreachable(errno: ECONNREFUSED, cid: 2, port: 3049), "-o vsock_port=N"),
+        (MountVsockProblem.hostUnreachable(errno: ENODEV, cid: 2, port: 2049), "no vsock device in this guest to reach CID 2"),
+        (MountVsockProblem.hostUnreachable(errno: ETIMEDOUT, cid: 9, port: 2049), "the host is CID 2 as a guest sees it"),
+        (MountVsockProblem.noVsockSocket(errno: EAFNOSUPPORT), "no vsock support in this guest kernel"),
+        (MountVsockProblem.mountFailed(errno: EPERM, export: "/vm1", cid: 2), "the host refused /vm1 to this guest"),
+        (MountVsockProblem.mountFailed(errno: EACCES, export: "/vm1", cid: 2), "a secure export (the default) needs a privileged port"),
+        (MountVsockProblem.mountFailed(errno: ENOENT, export: "/nothere", cid: 2), "the host has no export /nothere for this guest"),
+        (MountVsockProblem.mountFailed(errno: EIO, export: "/a", cid: 2), "mounting /a over vsock CID 2 failed"),
+    ])
+    func messages(message: String, expected: String) {
+        #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test("the relay stays while an NFS client uses its port (trunked mounts share the first transport)")
+    func nfsClientList() {
+        let servers = """
+            NV SERVER   PORT USE HOSTNAME
+            v4 7f000001  84d1   2 127.0.0.1
+            v4 0a000001   801   1 10.0.0.1
+
+            """
+        #expect(MountWatch.serverListUses(servers, port: 0x84d1))
+        #expect(!MountWatch.serverListUses(servers, port: 2049), "another host's client on 2049 is not ours")
+        #expect(!MountWatch.serverListUses("NV SERVER   PORT USE HOSTNAME\n", port: 0x84d1))
+    }
+
     @Test("generic mount options become flags")
     func flags() {
         let (flags, data) = MountFlags.split("ro,nosuid,vers=4.1,noatime,port=5")
