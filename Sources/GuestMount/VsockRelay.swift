@@ -55,22 +55,14 @@ public final class VsockRelay: Sendable {
         return fd
     }
 
-    /// Serves `listener` until the mount of `directory` through
-    /// `relayPort` is gone and no connection is open.
+    /// Serves `listener` until no mount and no NFS client needs the relay
+    /// (see RelayLifetime).
     public func serve(listener: Int32, directory: String, relayPort: UInt16) {
         DetachedThread.start { [self] in acceptLoop(listener) }
         let watch = MountWatch(directory: directory, port: relayPort)
-        var seen = false
-        var waited = 0
-        while true {
-            let mounted = watch.isInUse()
-            if mounted { seen = true }
-            let open = active.withLock { $0 }
-            if seen && !mounted && open == 0 { return }
-            // Never mounted within two minutes: the mount failed elsewhere.
-            if !seen && waited >= 120 && open == 0 { return }
+        var lifetime = RelayLifetime(started: RelayLifetime.now())
+        while !lifetime.shouldExit(inUse: watch.isInUse(), openConnections: active.withLock { $0 }, now: RelayLifetime.now()) {
             watch.waitForChange(timeoutSeconds: 1)
-            waited += 1
         }
     }
 
@@ -152,3 +144,41 @@ struct MountWatch {
     }
 }
 
+
+/// When the relay may exit (pure: the rules are unit-tested).
+///  - While its mount or an NFS client uses its port, never.
+///  - Once neither does, as soon as no connection is open; connections
+///    still open get a few seconds (the kernel sends DESTROY_SESSION and
+///    DESTROY_CLIENTID after the mount has left the table), then the relay
+///    goes anyway: nothing that needs it can be left (a client the kernel
+///    discarded in favour of a trunked one may keep its connection).
+///  - Never used within two minutes and idle: the mount failed elsewhere.
+struct RelayLifetime {
+    static let teardownGrace = 5
+    static let mountDeadline = 120
+
+    let started: Int
+    var seenInUse = false
+    var unusedSince: Int? = nil
+
+    init(started: Int) { self.started = started }
+
+    mutating func shouldExit(inUse: Bool, openConnections: Int, now: Int) -> Bool {
+        if inUse {
+            seenInUse = true
+            unusedSince = nil
+            return false
+        }
+        guard seenInUse else { return openConnections == 0 && now - started >= Self.mountDeadline }
+        if openConnections == 0 { return true }
+        let since = unusedSince ?? now
+        unusedSince = since
+        return now - since >= Self.teardownGrace
+    }
+
+    static func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec
+    }
+}

@@ -82,6 +82,28 @@ struct MountVsockRequestTests {
         #expect(!MountWatch.serverListUses("NV SERVER   PORT USE HOSTNAME\n", port: 0x84d1))
     }
 
+    @Test("the relay's lifetime: in use, then idle or a teardown grace; never mounted: two minutes")
+    func relayLifetime() {
+        var relay = RelayLifetime(started: 0)
+        func exits(_ inUse: Bool, _ open: Int, _ now: Int) -> Bool {
+            relay.shouldExit(inUse: inUse, openConnections: open, now: now)
+        }
+        #expect(!exits(false, 0, 119), "mount(2) may still be on its way")
+        #expect(exits(false, 0, 120))
+        relay = RelayLifetime(started: 0)
+        #expect(!exits(false, 1, 500), "a connection before any mount: still mounting")
+        #expect(!exits(true, 1, 501))
+        #expect(!exits(true, 0, 600), "a trunked client between connections")
+        #expect(!exits(false, 1, 601), "teardown traffic after umount")
+        #expect(!exits(false, 1, 605))
+        #expect(!exits(true, 1, 606), "in use again: the grace starts over")
+        #expect(!exits(false, 1, 607))
+        #expect(exits(false, 1, 612), "a connection nothing uses is dropped after the grace")
+        relay = RelayLifetime(started: 0)
+        #expect(!exits(true, 1, 1))
+        #expect(exits(false, 0, 2), "unused and idle: at once")
+    }
+
     @Test("generic mount options become flags")
     func flags() {
         let (flags, data) = MountFlags.split("ro,nosuid,vers=4.1,noatime,port=5")

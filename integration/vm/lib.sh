@@ -358,12 +358,12 @@ vmt_pid_gone() {
 # bound over it (the original stays reachable through a bind mount under
 # $VMT_WORK). Undone at scenario exit (and by vmt_reset).
 vmt_install_sbin_helper() {
-  local name=$1 target=$2 orig=$VMT_WORK/sbin.orig farm=$VMT_WORK/sbin.farm entry
+  local name=$1 target=$2 orig=$VMT_WORK/sbin.orig farm=$VMT_WORK/sbin.farm
   if ! mountpoint -q "$farm"; then
     mkdir -p "$orig" "$farm"
     mount --bind /usr/sbin "$orig"
     mount -t tmpfs -o mode=0755 vmt-sbin "$farm"
-    for entry in "$orig"/*; do ln -s "$entry" "$farm/${entry##*/}"; done
+    ln -s "$orig"/* "$farm/"   # one process: forks are slow under emulation
     mount --bind "$farm" /usr/sbin
     vmt_defer "umount /usr/sbin"
   fi

@@ -80,8 +80,8 @@ expect_mount_error "mount without a bridge" "the host (CID 1) is not listening o
   in_ns g1 mount -t vsock 1:/vm1 "$W/z"
 
 vmt_step "the bridge (cap $CAP per guest) and its status"
-start_bridge() {
-  vmt_start_daemon bridge "$W/bridge.log" "$BRIDGE" --vsock 2049 --target 127.0.0.1:2049 \
+start_bridge() { # [log name]
+  vmt_start_daemon bridge "$W/${1:-bridge}.log" "$BRIDGE" --vsock 2049 --target 127.0.0.1:2049 \
     --unix "$W/vm7.vsock_2049=7" --max-per-guest "$CAP" -d
   wait_for 10 "the bridge's status file" grep -q "^pid $(vmt_pid bridge) " "$STATUS_FILE"
 }
@@ -136,11 +136,20 @@ expect_mount_error "no such export" "the host has no export /nothere for this gu
 expect_mount_error "unprivileged port on a secure root" "the host refused /vm1 to this guest" \
   in_ns g1u timeout 120 mount -t vsock -o noresvport,soft,timeo=50,retrans=1 1:/vm1 "$W/z"
 
-vmt_step "4. flood: CID $FLOOD connections from guest 7 (cap $CAP), never reading; CID 1 keeps working"
+vmt_step "4. flood: $FLOOD connections from guest 7 (cap $CAP), never reading; CID 1 keeps working"
 head -c $((16 * 1024 * 1024)) /dev/urandom > "$W/big"
-t0=$EPOCHREALTIME
-timeout 120 cp "$W/big" "$W/y/quiet" && timeout 60 sync -f "$W/y/quiet" || fail "guest 1 could not write before the flood"
-quiet_ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+# write_and_read NAME: 16 MiB through guest 1's mount and back (caches
+# dropped between), compared; sets LAST_MS to the milliseconds taken.
+write_and_read() {
+  local t0=$EPOCHREALTIME
+  timeout 120 cp "$W/big" "$W/y/$1" && timeout 60 sync -f "$W/y/$1" || fail "guest 1 could not write $1"
+  echo 3 > /proc/sys/vm/drop_caches
+  timeout 120 cmp "$W/big" "$W/y/$1" || fail "guest 1 read back something else than it wrote ($1)"
+  cmp "$W/big" "$R1/vm1/$1" || fail "the server holds something else than guest 1 wrote ($1)"
+  LAST_MS=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+}
+write_and_read quiet
+quiet_ms=$LAST_MS
 cat > "$W/flood.py" <<'EOF2'
 # Guest 7's misbehaving VMM: opens N connections on its hybrid socket and
 # sends NFS NULL calls (up to 1 MiB per connection) without ever reading
@@ -189,13 +198,9 @@ vmt_note "flood: $(cat "$W/flood.report")"
 assert_contains "$(cat "$W/flood.report")" "open=$CAP closed=$((FLOOD - CAP))" "the bridge kept exactly $CAP of guest 7's connections"
 grep -q "refused vsock:7 via $W/vm7.vsock_2049: guest 7 has $CAP connections (limit $CAP)" "$W/bridge.log" \
   || fail "the bridge log shows no cap refusal for guest 7"
-t0=$EPOCHREALTIME
-timeout 120 cp "$W/big" "$W/y/flooded" && timeout 60 sync -f "$W/y/flooded" || fail "guest 1 could not write during the flood"
-echo 3 > /proc/sys/vm/drop_caches
-timeout 120 cmp "$W/big" "$W/y/flooded" || fail "guest 1 read back something else during the flood"
-flood_ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
-cmp "$W/big" "$R1/vm1/flooded" || fail "the server holds something else"
-vmt_note "guest 1: 16 MiB written in ${quiet_ms} ms without the flood; written and read back in ${flood_ms} ms during it"
+write_and_read flooded
+flood_ms=$LAST_MS
+vmt_note "guest 1: 16 MiB written and read back in ${quiet_ms} ms before the flood, ${flood_ms} ms during it"
 assert_eq "$CAP" "$(guest_field 7 open)" "status --json: guest 7's open connections"
 assert_gt "$(guest_field 7 refused)" $((FLOOD - CAP - 1)) "status --json: guest 7's refusals"
 vmt_run kill "$(vmt_pid flood)"
@@ -220,15 +225,29 @@ fi
 vmt_run kill -9 "$(vmt_pid bridge)"
 vmt_capture "$NFSD" status
 assert_contains "$VMT_OUT" "$STATUS_FILE is stale: pid $(vmt_pid bridge) is gone" "status after SIGKILL"
-start_bridge
+start_bridge bridge2
 echo "after restart $token" > "$W/y/h"
 timeout 60 sync -f "$W/y/h" || fail "y could not write after the bridge restart"
 assert_eq "after restart $token" "$(cat "$R1/vm1/h")" "y carries on across the bridge restart"
+vmt_note "relay connections in g1 before the last umount (x: $port_x, y: $port_y):"
+in_ns g1 ss -tanH | grep -E ":($port_x|$port_y)\b" | sed 's/^/  | /' || true
 vmt_run umount "$W/y"
 t0=$EPOCHREALTIME
-wait_for 10 "y's relay to exit after umount" vmt_pid_gone "$relay_y"
-wait_for 10 "x's relay to exit after the last umount" vmt_pid_gone "$relay_x"
-vmt_note "relays gone $(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 )) ms after the last umount"
+# relay_exits NAME PID: within 10 s, else what it still holds, then fail.
+relay_exits() {
+  local deadline=$(( ${EPOCHREALTIME/./} + 10000000 ))
+  until vmt_pid_gone "$2"; do
+    if [ "${EPOCHREALTIME/./}" -gt "$deadline" ]; then
+      in_ns g1 ss -tanpH | grep -E "pid=$2\b" | sed 's/^/  | /' || true
+      in_ns g1 cat /proc/fs/nfsfs/servers | sed 's/^/  | /'
+      fail "$1's relay (pid $2) still runs 10 s after the last umount"
+    fi
+    sleep 0.2
+  done
+  vmt_note "$1's relay exited $(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 )) ms after the last umount"
+}
+relay_exits y "$relay_y"
+relay_exits x "$relay_x"
 
 vmt_step "SIGTERM: the bridge removes its status file"
 vmt_run kill "$(vmt_pid bridge)"
