@@ -15,7 +15,7 @@ public struct BridgeCommand: ParsableCommand {
         commandName: "nfs-vsock-bridge",
         abstract: "Carry NFS from vsock guests to the kernel NFS server's loopback listener, keeping each guest's CID as its identity.",
         discussion: """
-            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins.
+            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins. Its listeners and guests (connections, bytes, refusals) are published in /run/nfs-vsock-bridge/status for nfsd-control status; SIGTERM removes that file.
             """)
 
     @Option(name: .customLong("vsock"), help: ArgumentHelp("Listen on this AF_VSOCK port for every guest (repeatable; default 2049 unless --unix or systemd sockets are given).", valueName: "port"))

@@ -78,7 +78,7 @@ public enum MountVsock {
             let null = open("/dev/null", O_RDWR)
             if null >= 0 { dup2(null, 0); dup2(null, 1); dup2(null, 2) }
             _ = chdir("/")
-            relay.serve(listener: listener, directory: directory, relayPort: relayPort)
+            relay.serve(listener: listener, directory: directory, export: request.export, relayPort: relayPort)
             _exit(0)
         }
         close(listener)

@@ -57,9 +57,9 @@ public final class VsockRelay: Sendable {
 
     /// Serves `listener` until no mount and no NFS client needs the relay
     /// (see RelayLifetime).
-    public func serve(listener: Int32, directory: String, relayPort: UInt16) {
+    public func serve(listener: Int32, directory: String, export: String, relayPort: UInt16) {
         DetachedThread.start { [self] in acceptLoop(listener) }
-        let watch = MountWatch(directory: directory, port: relayPort)
+        let watch = MountWatch(directory: directory, export: export, port: relayPort)
         var lifetime = RelayLifetime(started: RelayLifetime.now())
         while !lifetime.shouldExit(inUse: watch.isInUse(), openConnections: active.withLock { $0 }, now: RelayLifetime.now()) {
             watch.waitForChange(timeoutSeconds: 1)
@@ -102,6 +102,7 @@ public final class VsockRelay: Sendable {
 /// gone, the later ones still reconnect through its relay.
 struct MountWatch {
     let directory: String
+    let export: String
     let port: UInt16
 
     func isInUse() -> Bool {
@@ -123,12 +124,22 @@ struct MountWatch {
 
     func isMounted() -> Bool {
         guard let bytes = try? FileSystem.readIfExists("/proc/self/mounts") else { return false }
+        return Self.mountTableLists(String(decoding: bytes, as: UTF8.self), directory: directory, export: export, port: port)
+    }
+
+    /// Whether /proc/self/mounts has the relay's NFS mount on `directory`:
+    /// through the relay's port, or of 127.0.0.1:`export`. The second is
+    /// needed because a mount the kernel puts on an existing superblock
+    /// (the same export already mounted through another relay in this
+    /// namespace) shows that superblock's options, port included.
+    static func mountTableLists(_ table: String, directory: String, export: String, port: UInt16) -> Bool {
         // /proc/self/mounts escapes the same bytes as the cache channels.
-        let escaped = CacheText.word(directory)
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+        let escapedDirectory = CacheText.word(directory)
+        let escapedSource = CacheText.word("127.0.0.1:" + export)
+        for line in table.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            guard fields.count >= 4, fields[1] == escaped, fields[2].hasPrefix("nfs") else { continue }
-            if fields[3].split(separator: ",").contains("port=\(port)") { return true }
+            guard fields.count >= 4, fields[1] == escapedDirectory, fields[2].hasPrefix("nfs") else { continue }
+            if fields[0] == escapedSource || fields[3].split(separator: ",").contains("port=\(port)") { return true }
         }
         return false
     }
@@ -143,7 +154,6 @@ struct MountWatch {
         _ = poll(&pfd, 1, timeoutSeconds * 1000)
     }
 }
-
 
 /// When the relay may exit (pure: the rules are unit-tested).
 ///  - While its mount or an NFS client uses its port, never.

@@ -17,7 +17,7 @@ public struct NfsdControlCommand: ParsableCommand {
 
             Mainline kernels have no AF_VSOCK transport in nfsd: --vsock then says so, undoes what this run set up and exits 1.
 
-            "nfsd-control status [--json]" shows the server's state.
+            "nfsd-control status [--json]" shows the server's state and, when nfs-vsock-bridge runs, what it listens on and its guests (from /run/nfs-vsock-bridge/status).
             """)
 
     @Option(name: [.customShort("p"), .long], help: "TCP/UDP port to listen on (default 2049).")

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Copies bytes both ways between two connected sockets until both sides
 /// are done, with a bounded buffer per direction: a side that stops reading
@@ -139,24 +138,5 @@ public struct Forwarder: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return ts.tv_sec
-    }
-}
-
-/// Bytes a forwarded connection has carried each way so far: stored by its
-/// Forwarder, read by the bridge's status snapshot.
-public final class ConnectionMeter: Sendable {
-    private let fromA = Atomic<UInt64>(0)
-    private let fromB = Atomic<UInt64>(0)
-
-    public init() {}
-
-    /// Bytes read from the first descriptor given to `Forwarder.run`.
-    public var bytesFromA: UInt64 { fromA.load(ordering: .relaxed) }
-    /// Bytes read from the second.
-    public var bytesFromB: UInt64 { fromB.load(ordering: .relaxed) }
-
-    func record(fromA a: UInt64, fromB b: UInt64) {
-        fromA.store(a, ordering: .relaxed)
-        fromB.store(b, ordering: .relaxed)
     }
 }

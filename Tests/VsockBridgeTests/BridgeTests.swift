@@ -82,6 +82,23 @@ struct MountVsockRequestTests {
         #expect(!MountWatch.serverListUses("NV SERVER   PORT USE HOSTNAME\n", port: 0x84d1))
     }
 
+    @Test("the relay's mount: through its port, or its export on a shared superblock (another relay's port)")
+    func mountTable() {
+        let table = """
+            tmpfs /tmp tmpfs rw 0 0
+            127.0.0.1:/vm1 /mnt/x nfs4 rw,vers=4.1,port=33209,addr=127.0.0.1 0 0
+            127.0.0.1:/vm1 /mnt/y nfs4 rw,vers=4.1,port=33209,addr=127.0.0.1 0 0
+            127.0.0.1:/a\\040b /mnt/a\\040b nfs4 rw,port=40000 0 0
+
+            """
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/x", export: "/vm1", port: 33209))
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/y", export: "/vm1", port: 42521), "y shares x's superblock")
+        #expect(!MountWatch.mountTableLists(table, directory: "/mnt/y", export: "/other", port: 42521))
+        #expect(!MountWatch.mountTableLists(table, directory: "/mnt/z", export: "/vm1", port: 33209))
+        #expect(!MountWatch.mountTableLists(table, directory: "/tmp", export: "/vm1", port: 33209), "not NFS")
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/a b", export: "/a b", port: 1), "escaped spaces")
+    }
+
     @Test("the relay's lifetime: in use, then idle or a teardown grace; never mounted: two minutes")
     func relayLifetime() {
         var relay = RelayLifetime(started: 0)

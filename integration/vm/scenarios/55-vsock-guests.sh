@@ -121,6 +121,9 @@ EOF2
 vmt_capture in_ns g1 mount -v -T "$W/fstab" "$W/y"
 [ "$VMT_RC" = 0 ] || fail "mount through the fstab line failed"
 read -r relay_y port_y <<<"$(relay_of "$VMT_OUT")"
+# The same export twice in one namespace: the kernel may give y x's
+# superblock, whose options (port= too) /proc/mounts then shows for y.
+grep -E " $W/(x|y) " /proc/mounts | sed 's/^/  /'
 vmt_note "mount(8) ran: $(grep -o 'called as .*' <<<"$VMT_OUT" || echo '?')"
 assert_eq "x $token" "$(timeout 20 cat "$W/y/f")" "read through the fstab mount"
 echo "y $token" > "$W/y/g"
