@@ -15,7 +15,7 @@ public struct BridgeCommand: ParsableCommand {
         commandName: "nfs-vsock-bridge",
         abstract: "Carry NFS from vsock guests to the kernel NFS server's loopback listener, keeping each guest's CID as its identity.",
         discussion: """
-            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins.
+            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins. Its listeners and guests (connections, bytes, refusals) are published in /run/nfs-vsock-bridge/status for nfsd-control status; SIGTERM removes that file.
             """)
 
     @Option(name: .customLong("vsock"), help: ArgumentHelp("Listen on this AF_VSOCK port for every guest (repeatable; default 2049 unless --unix or systemd sockets are given).", valueName: "port"))
@@ -38,6 +38,9 @@ public struct BridgeCommand: ParsableCommand {
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close connections idle this long, in seconds; 0 never (default 900).", valueName: "seconds"))
     var idleTimeout: Int?
+
+    @Option(name: .customLong("status-file"), help: ArgumentHelp("Where to publish the status that nfsd-control status shows (default /run/nfs-vsock-bridge/status; \"none\": nowhere).", valueName: "path"))
+    var statusFile: String?
 
     @Flag(name: [.customShort("d"), .long], help: "Log every connection.")
     var debug = false
@@ -96,6 +99,12 @@ public struct BridgeCommand: ParsableCommand {
         var configuration = try configuration(conf: NFSConf.load(paths: paths))
         let log = DaemonLog(name: "nfs-vsock-bridge", environment: environment, debug: debug)
         signal(SIGPIPE, SIG_IGN)
+        // TERM, INT and HUP are taken by sigwait below (every thread
+        // inherits the mask), so the status file can be removed on the way out.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, number) }
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         var listeners: [Bridge.Listener]
         do {
             listeners = try BridgeListeners.fromSystemd(configuration, count: sd_listen_fds(1))
@@ -115,10 +124,20 @@ public struct BridgeCommand: ParsableCommand {
             case .unix(_, let path, let cid): "\(path) (CID \(cid))"
             }
         }
+        var publisher: BridgeStatusPublisher? = nil
+        if statusFile != "none" {
+            let file = BridgeStatusFile(path: statusFile ?? paths.bridgeStatus)
+            publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+            publisher?.start()
+        }
         log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) from \(configuration.mapping)")
         _ = sd_notify(0, "READY=1\nSTATUS=forwarding \(names.joined(separator: ", "))")
-        // The accept loops and forwarders run on their own threads; this
-        // one waits for SIGTERM/SIGINT (default action: exit).
-        while true { pause() }
+        // The accept loops, forwarders and the status publisher run on
+        // their own threads; this one waits for a signal to stop.
+        var received: Int32 = 0
+        while sigwait(&stopSignals, &received) != 0 {}
+        publisher?.stop()
+        log.notice("stopping on signal \(received)")
+        Glibc.exit(0)
     }
 }

@@ -28,7 +28,7 @@ public enum MountVsock {
             Console.err("mount.vsock: \(error)\n\(usage)")
             return 1
         }
-        return run(request)
+        return run(request, arguments: arguments)
     }
 
     static func fail(_ message: String, status: Int32 = 32) -> Int32 {
@@ -36,24 +36,19 @@ public enum MountVsock {
         return status
     }
 
-    static func run(_ request: MountVsockRequest) -> Int32 {
+    static func run(_ request: MountVsockRequest, arguments: [String]) -> Int32 {
         guard geteuid() == 0 else { return fail("must be run as root", status: 1) }
         let relay = VsockRelay(cid: request.cid, port: request.vsockPort)
         // 1. vsock and the host, before anything else starts.
         let probe = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue), 0)
         if probe < 0 {
-            return fail("no vsock device in this guest (\(String(cString: strerror(errno)))): load the virtio vsock transport (modprobe vmw_vsock_virtio_transport) or give the VM a vsock device")
+            return fail(MountVsockProblem.noVsockSocket(errno: errno))
         }
         close(probe)
         do {
             close(try relay.connectHost(privileged: false))
         } catch {
-            switch error.errno {
-            case ECONNREFUSED, ECONNRESET:
-                return fail("the host (CID \(request.cid)) is not listening on vsock port \(request.vsockPort): start nfs-vsock-bridge there, or rpc.nfsd --vsock \(request.vsockPort)")
-            default:
-                return fail("cannot reach vsock CID \(request.cid) port \(request.vsockPort): \(error)")
-            }
+            return fail(MountVsockProblem.hostUnreachable(errno: error.errno, cid: request.cid, port: request.vsockPort))
         }
         if request.fake { return 0 }
 
@@ -83,7 +78,7 @@ public enum MountVsock {
             let null = open("/dev/null", O_RDWR)
             if null >= 0 { dup2(null, 0); dup2(null, 1); dup2(null, 2) }
             _ = chdir("/")
-            relay.serve(listener: listener, directory: directory, relayPort: relayPort)
+            relay.serve(listener: listener, directory: directory, export: request.export, relayPort: relayPort)
             _exit(0)
         }
         close(listener)
@@ -91,6 +86,7 @@ public enum MountVsock {
         // 4. Mount through the relay.
         let (flags, data) = MountFlags.split(request.mountOptions(relayPort: relayPort) + ",clientaddr=127.0.0.1")
         if request.verbose {
+            Console.err("mount.vsock: called as mount.vsock \(arguments.joined(separator: " "))\n")
             Console.err("mount.vsock: relay 127.0.0.1:\(relayPort) -> vsock \(request.cid):\(request.vsockPort) (pid \(child)); mount -t nfs4 -o \(data) 127.0.0.1:\(request.export) \(directory)\n")
         }
         if mount("127.0.0.1:\(request.export)", directory, "nfs4", flags, data) != 0 {
@@ -98,16 +94,48 @@ public enum MountVsock {
             kill(child, SIGTERM)
             var status: Int32 = 0
             waitpid(child, &status, 0)
-            switch error {
-            case EACCES, EPERM:
-                return fail("the host refused \(request.export) to this guest (CID rules in its /etc/exports: vsock:<cid>, vsock:*)")
-            case ENOENT:
-                return fail("the host has no export \(request.export) for this guest")
-            default:
-                return fail("mounting \(request.export) over vsock CID \(request.cid) failed: \(String(cString: strerror(error)))")
-            }
+            return fail(MountVsockProblem.mountFailed(errno: error, export: request.export, cid: request.cid))
         }
         return 0
+    }
+}
+
+/// What mount.vsock says when a step fails: the cause in words a guest's
+/// administrator can act on (pure, so every message is tested).
+enum MountVsockProblem {
+    static func noVsockSocket(errno: Int32) -> String {
+        "no vsock support in this guest kernel (socket(AF_VSOCK): \(String(cString: strerror(errno)))): "
+            + "load it (modprobe vmw_vsock_virtio_transport) and give the VM a vsock device"
+    }
+
+    static func hostUnreachable(errno: Int32, cid: UInt32, port: UInt32) -> String {
+        let reason = String(cString: strerror(errno))
+        switch errno {
+        case ECONNREFUSED, ECONNRESET:
+            return "the host (CID \(cid)) is not listening on vsock port \(port) (\(reason)): "
+                + "start nfs-vsock-bridge there (rpc.nfsd --vsock \(port) does), or give its port with -o vsock_port=N"
+        case ENODEV, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, EAFNOSUPPORT:
+            return "no vsock device in this guest to reach CID \(cid) (\(reason)): give the VM a vsock device "
+                + "(virtio-vsock) and load its driver (modprobe vmw_vsock_virtio_transport)"
+        case ETIMEDOUT:
+            return "vsock CID \(cid) did not answer on port \(port) (\(reason)): the host is CID 2 as a guest sees it"
+        default:
+            return "cannot reach vsock CID \(cid) port \(port): \(reason)"
+        }
+    }
+
+    static func mountFailed(errno: Int32, export: String, cid: UInt32) -> String {
+        let reason = String(cString: strerror(errno))
+        switch errno {
+        case EACCES, EPERM:
+            return "the host refused \(export) to this guest (\(reason)): its /etc/exports needs a vsock:<CID> or vsock:* "
+                + "rule for this guest, and a secure export (the default) needs a privileged port (no noresvport)"
+        case ENOENT:
+            return "the host has no export \(export) for this guest (\(reason)): NFSv4 shows a guest only the exports "
+                + "its CID may mount (exportfs -v on the host lists them)"
+        default:
+            return "mounting \(export) over vsock CID \(cid) failed: \(reason)"
+        }
     }
 }
 

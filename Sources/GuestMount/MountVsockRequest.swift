@@ -21,6 +21,12 @@ public struct MountVsockRequest: Sendable, Equatable {
     /// helper offers), hard mounts as an administrator expects.
     public static let defaultNFSOptions = ["vers=4.1", "proto=tcp"]
 
+    /// fstab options meant for mount(8), fstab tools and systemd, which
+    /// mount(8) may still pass to a helper; they never reach the kernel.
+    static let userspaceOptions: Set<String> = [
+        "defaults", "auto", "noauto", "_netdev", "nofail", "nouser", "sloppy",
+    ]
+
     public static func parse(_ arguments: [String]) throws(Problem) -> MountVsockRequest {
         var positional: [String] = []
         var optionText: [String] = []
@@ -37,6 +43,12 @@ public struct MountVsockRequest: Sendable, Equatable {
             case "-f": request.fake = true
             case "-n": request.noMtab = true
             case "-s", "-r", "-w": if argument == "-r" { optionText.append("ro") } else if argument == "-w" { optionText.append("rw") }
+            case "-t":
+                // mount(8) passes "-t vsock.subtype" for a subtype; the type is ours.
+                index += 1
+                guard index < arguments.count else { throw Problem(message: "-t needs a type") }
+            case "-N", "--namespace":
+                throw Problem(message: "\(argument) (mount --namespace) is not supported: run mount.vsock inside the namespace (nsenter)")
             default:
                 if argument.hasPrefix("-o") && argument.count > 2 {
                     optionText.append(String(argument.dropFirst(2)))
@@ -77,7 +89,12 @@ public struct MountVsockRequest: Sendable, Equatable {
             } else if option.hasPrefix("port=") || option.hasPrefix("addr=") || option.hasPrefix("proto=")
                         || option.hasPrefix("mountport=") || option.hasPrefix("mountproto=") {
                 throw Problem(message: "\(option) is chosen by mount.vsock (the NFS traffic goes through its loopback relay)")
-            } else if option == "defaults" || option == "auto" || option == "noauto" || option == "_netdev" || option == "nofail" || option.hasPrefix("x-") {
+            } else if ["user", "users", "owner", "group"].contains(option) {
+                // fstab(5): these imply noexec, nosuid and nodev unless a
+                // later option says otherwise (flags apply in order).
+                nfs += ["nosuid", "nodev", "noexec"]
+            } else if Self.userspaceOptions.contains(option) || option.hasPrefix("x-") || option.hasPrefix("comment=") {
+                // For mount(8), fstab and systemd only; the kernel rejects them.
                 continue
             } else {
                 nfs.append(option)

@@ -55,22 +55,14 @@ public final class VsockRelay: Sendable {
         return fd
     }
 
-    /// Serves `listener` until the mount of `directory` through
-    /// `relayPort` is gone and no connection is open.
-    public func serve(listener: Int32, directory: String, relayPort: UInt16) {
+    /// Serves `listener` until no mount and no NFS client needs the relay
+    /// (see RelayLifetime).
+    public func serve(listener: Int32, directory: String, export: String, relayPort: UInt16) {
         DetachedThread.start { [self] in acceptLoop(listener) }
-        let watch = MountWatch(directory: directory, port: relayPort)
-        var seen = false
-        var waited = 0
-        while true {
-            let mounted = watch.isMounted()
-            if mounted { seen = true }
-            let open = active.withLock { $0 }
-            if seen && !mounted && open == 0 { return }
-            // Never mounted within two minutes: the mount failed elsewhere.
-            if !seen && waited >= 120 && open == 0 { return }
+        let watch = MountWatch(directory: directory, export: export, port: relayPort)
+        var lifetime = RelayLifetime(started: RelayLifetime.now())
+        while !lifetime.shouldExit(inUse: watch.isInUse(), openConnections: active.withLock { $0 }, now: RelayLifetime.now()) {
             watch.waitForChange(timeoutSeconds: 1)
-            waited += 1
         }
     }
 
@@ -101,20 +93,53 @@ public final class VsockRelay: Sendable {
     }
 }
 
-/// Whether the relay's mount is still there: /proc/self/mounts lists the
-/// directory with an NFS mount through the relay's port.
+/// Whether the kernel's NFS client still needs the relay: its mount is
+/// there (/proc/self/mounts lists the directory with an NFS mount through
+/// the relay's port), or an NFS client of this network namespace is
+/// connected through the relay's port. The second matters because NFSv4.1
+/// merges every mount of one server in a namespace into the first mount's
+/// client and transport (client ID trunking): after that first mount is
+/// gone, the later ones still reconnect through its relay.
 struct MountWatch {
     let directory: String
+    let export: String
     let port: UInt16
+
+    func isInUse() -> Bool {
+        if isMounted() { return true }
+        guard let bytes = try? FileSystem.readIfExists("/proc/self/net/nfsfs/servers") else { return false }
+        return Self.serverListUses(String(decoding: bytes, as: UTF8.self), port: port)
+    }
+
+    /// /proc/fs/nfsfs/servers: "NV SERVER   PORT USE HOSTNAME" then one
+    /// line per NFS client, address and port in hex ("v4 7f000001  84d1   1 127.0.0.1").
+    static func serverListUses(_ text: String, port: UInt16) -> Bool {
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3, fields[1] == "7f000001", let listed = UInt16(fields[2], radix: 16) else { continue }
+            if listed == port { return true }
+        }
+        return false
+    }
 
     func isMounted() -> Bool {
         guard let bytes = try? FileSystem.readIfExists("/proc/self/mounts") else { return false }
+        return Self.mountTableLists(String(decoding: bytes, as: UTF8.self), directory: directory, export: export, port: port)
+    }
+
+    /// Whether /proc/self/mounts has the relay's NFS mount on `directory`:
+    /// through the relay's port, or of 127.0.0.1:`export`. The second is
+    /// needed because a mount the kernel puts on an existing superblock
+    /// (the same export already mounted through another relay in this
+    /// namespace) shows that superblock's options, port included.
+    static func mountTableLists(_ table: String, directory: String, export: String, port: UInt16) -> Bool {
         // /proc/self/mounts escapes the same bytes as the cache channels.
-        let escaped = CacheText.word(directory)
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+        let escapedDirectory = CacheText.word(directory)
+        let escapedSource = CacheText.word("127.0.0.1:" + export)
+        for line in table.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            guard fields.count >= 4, fields[1] == escaped, fields[2].hasPrefix("nfs") else { continue }
-            if fields[3].split(separator: ",").contains("port=\(port)") { return true }
+            guard fields.count >= 4, fields[1] == escapedDirectory, fields[2].hasPrefix("nfs") else { continue }
+            if fields[0] == escapedSource || fields[3].split(separator: ",").contains("port=\(port)") { return true }
         }
         return false
     }
@@ -130,3 +155,40 @@ struct MountWatch {
     }
 }
 
+/// When the relay may exit (pure: the rules are unit-tested).
+///  - While its mount or an NFS client uses its port, never.
+///  - Once neither does, as soon as no connection is open; connections
+///    still open get a few seconds (the kernel sends DESTROY_SESSION and
+///    DESTROY_CLIENTID after the mount has left the table), then the relay
+///    goes anyway: nothing that needs it can be left (a client the kernel
+///    discarded in favour of a trunked one may keep its connection).
+///  - Never used within two minutes and idle: the mount failed elsewhere.
+struct RelayLifetime {
+    static let teardownGrace = 5
+    static let mountDeadline = 120
+
+    let started: Int
+    var seenInUse = false
+    var unusedSince: Int? = nil
+
+    init(started: Int) { self.started = started }
+
+    mutating func shouldExit(inUse: Bool, openConnections: Int, now: Int) -> Bool {
+        if inUse {
+            seenInUse = true
+            unusedSince = nil
+            return false
+        }
+        guard seenInUse else { return openConnections == 0 && now - started >= Self.mountDeadline }
+        if openConnections == 0 { return true }
+        let since = unusedSince ?? now
+        unusedSince = since
+        return now - since >= Self.teardownGrace
+    }
+
+    static func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec
+    }
+}

@@ -30,6 +30,8 @@ public struct SystemPaths: Sendable, Hashable {
     public var procNFSD: String { root + "/proc/fs/nfsd" }
     public var procRPC: String { root + "/proc/net/rpc" }
     public var exportFeatures: String { procNFSD + "/export_features" }
+    /// Written by nfs-vsock-bridge, read by `nfsd-control status`.
+    public var bridgeStatus: String { root + "/run/nfs-vsock-bridge/status" }
 
     public func cacheChannel(_ cache: String) -> String { procRPC + "/\(cache)/channel" }
     public func cacheFlush(_ cache: String) -> String { procRPC + "/\(cache)/flush" }

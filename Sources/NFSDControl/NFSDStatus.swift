@@ -39,6 +39,11 @@ public struct NFSDStatus: Sendable, Equatable {
     /// The bridge started by rpc.nfsd, if it runs.
     public var bridgePID: Int32? = nil
 
+    /// What the bridge published (nil: not looked at).
+    public var bridge: BridgeStatusReport? = nil {
+        didSet { if let pid = bridge?.runningPID { bridgePID = pid } }
+    }
+
     public var vsockState: String {
         if !kernelVsockPorts.isEmpty {
             return "served by the kernel on port " + kernelVsockPorts.map(String.init).joined(separator: ", ")
@@ -48,7 +53,11 @@ public struct NFSDStatus: Sendable, Equatable {
     }
 
     public var text: String {
-        guard mounted else { return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" }
+        guard mounted else {
+            // A bridge may outlive the server (or run before it): still show it.
+            let bridgeText = bridge.map { $0.reading != .absent || $0.pidFilePID != nil ? $0.text : "" } ?? ""
+            return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" + bridgeText
+        }
         var out = ""
         out += "state:      \(threads > 0 ? "running" : "stopped")\n"
         out += "threads:    \(threads)\n"
@@ -57,6 +66,8 @@ public struct NFSDStatus: Sendable, Equatable {
         out += "lease time: \(leaseTime.map { "\($0) s" } ?? "-")\n"
         out += "grace time: \(graceTime.map { "\($0) s" } ?? "-")\n"
         out += "vsock:      \(vsockState)\n"
+        // The bridge is worth showing when it runs or left a stale status.
+        if let bridge, bridge.reading != .absent || bridge.pidFilePID != nil { out += bridge.text }
         return out
     }
 
@@ -69,7 +80,8 @@ public struct NFSDStatus: Sendable, Equatable {
             {"available": \(mounted), "running": \(threads > 0), "threads": \(threads), "versions": \(quote(versions)), \
             "listeners": [\(listenerList)], "leaseTime": \(leaseTime.map(String.init) ?? "null"), \
             "graceTime": \(graceTime.map(String.init) ?? "null"), \
-            "vsock": {"kernelPorts": [\(kernelVsockPorts.map(String.init).joined(separator: ", "))], "state": \(quote(vsockState))}}
+            "vsock": {"kernelPorts": [\(kernelVsockPorts.map(String.init).joined(separator: ", "))], "state": \(quote(vsockState)), \
+            "bridge": \(bridge?.json ?? "null")}}
 
             """
     }

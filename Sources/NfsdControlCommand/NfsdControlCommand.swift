@@ -17,7 +17,7 @@ public struct NfsdControlCommand: ParsableCommand {
 
             Mainline kernels have no AF_VSOCK transport in nfsd: --vsock then says so, undoes what this run set up and exits 1.
 
-            "nfsd-control status [--json]" shows the server's state.
+            "nfsd-control status [--json]" shows the server's state and, when nfs-vsock-bridge runs, what it listens on and its guests (from /run/nfs-vsock-bridge/status).
             """)
 
     @Option(name: [.customShort("p"), .long], help: "TCP/UDP port to listen on (default 2049).")
@@ -183,7 +183,7 @@ public struct NfsdControlCommand: ParsableCommand {
     public struct Status: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "nfsd-control status",
-            abstract: "Show the server's state: threads, versions, listeners, lease and grace times, how vsock is served.")
+            abstract: "Show the server's state: threads, versions, listeners, lease and grace times, how vsock is served, the bridge and its guests.")
 
         @Flag(help: "Print JSON for management tools.")
         var json = false
@@ -193,7 +193,10 @@ public struct NfsdControlCommand: ParsableCommand {
         public func run() throws {
             let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
             var status = NFSDStatus(kernel: NFSDKernel(paths: paths))
-            status.bridgePID = BridgeProcess(paths: paths).runningPID
+            let pidFilePID = BridgeProcess(paths: paths).runningPID
+            status.bridgePID = pidFilePID
+            status.bridge = BridgeStatusReport(reading: BridgeStatusFile(paths: paths).read(), statusPath: paths.bridgeStatus,
+                                               pidFilePID: pidFilePID, now: time(nil))
             Console.out(json ? status.json : status.text)
         }
     }

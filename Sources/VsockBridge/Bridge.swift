@@ -17,17 +17,87 @@ public final class Bridge: Sendable {
         case unix(fd: Int32, path: String, cid: VsockCID)
     }
 
+    /// What the bridge knows about one guest, for limits and status.
+    struct GuestRecord {
+        var open = 0
+        var accepted = 0
+        var refused = 0
+        /// Bytes of connections that have ended.
+        var endedFromGuest: UInt64 = 0
+        var endedToGuest: UInt64 = 0
+        var meters: [ObjectIdentifier: ConnectionMeter] = [:]
+        /// Seconds since the epoch of the last connection change or byte
+        /// seen; `seenBytes` tells the status snapshot when bytes moved.
+        var lastActivity = 0
+        var seenBytes: UInt64 = 0
+    }
+
     public let configuration: BridgeConfiguration
     let log: DaemonLog
-    private let counts = Mutex<(total: Int, perGuest: [VsockCID: Int])>((0, [:]))
+    private let state = Mutex<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
+    /// Written on every connection change; the status publisher waits on it.
+    private let changes: (read: Int32, write: Int32)
 
     public init(configuration: BridgeConfiguration, log: DaemonLog) {
         self.configuration = configuration
         self.log = log
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for fd in ends {
+                _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
+        } else {
+            ends = [-1, -1]
+        }
+        changes = (ends[0], ends[1])
     }
 
     /// Open connections per guest CID.
-    public var guests: [VsockCID: Int] { counts.withLock { $0.perGuest } }
+    public var guests: [VsockCID: Int] {
+        state.withLock { state in state.guests.compactMapValues { $0.open > 0 ? $0.open : nil } }
+    }
+
+    /// Per guest: mapped address, connections, bytes each way, last
+    /// activity (`now`, seconds since the epoch, marks guests whose byte
+    /// counts moved since the previous snapshot).
+    public func guestStatus(now: Int) -> [BridgeStatus.Guest] {
+        state.withLock { state in
+            var result: [BridgeStatus.Guest] = []
+            for (cid, record) in state.guests {
+                let fromGuest = record.meters.values.reduce(record.endedFromGuest) { $0 &+ $1.bytesFromA }
+                let toGuest = record.meters.values.reduce(record.endedToGuest) { $0 &+ $1.bytesFromB }
+                if fromGuest &+ toGuest != record.seenBytes {
+                    state.guests[cid]?.seenBytes = fromGuest &+ toGuest
+                    state.guests[cid]?.lastActivity = now
+                }
+                result.append(BridgeStatus.Guest(
+                    cid: cid, address: configuration.mapping.address(of: cid).map { "\($0)" } ?? "-",
+                    open: record.open, accepted: record.accepted, refused: record.refused,
+                    bytesFromGuest: fromGuest, bytesToGuest: toGuest,
+                    lastActivity: state.guests[cid]?.lastActivity ?? record.lastActivity))
+            }
+            return result.sorted { $0.cid < $1.cid }
+        }
+    }
+
+    /// Waits until a connection opens, closes or is refused, or the
+    /// timeout passes.
+    public func waitForChange(timeoutMilliseconds: Int32) {
+        guard changes.read >= 0 else { usleep(UInt32(timeoutMilliseconds) * 1000); return }
+        var pfd = pollfd(fd: changes.read, events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, timeoutMilliseconds) > 0 {
+            var sink = [UInt8](repeating: 0, count: 256)
+            while read(changes.read, &sink, sink.count) > 0 {}
+        }
+    }
+
+    private func noteChange() {
+        guard changes.write >= 0 else { return }
+        var byte: UInt8 = 1
+        // A full pipe already says "changed".
+        _ = write(changes.write, &byte, 1)
+    }
 
     /// Starts one accept loop per listener.
     public func start(_ listeners: [Listener]) {
@@ -77,40 +147,59 @@ public final class Bridge: Sendable {
     private func admit(_ connection: Int32, cid: VsockCID, privileged: Bool, from peer: String) {
         _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
         let limits = configuration
-        let refusal: String? = counts.withLock { counts in
-            if counts.total >= limits.maxConnections { return "the bridge has \(counts.total) connections (limit \(limits.maxConnections))" }
-            if counts.perGuest[cid, default: 0] >= limits.maxConnectionsPerGuest {
-                return "guest \(cid) has \(counts.perGuest[cid, default: 0]) connections (limit \(limits.maxConnectionsPerGuest))"
+        let meter = ConnectionMeter()
+        let now = time(nil)
+        let refusal: String? = state.withLock { state in
+            var record = state.guests[cid, default: GuestRecord()]
+            defer { state.guests[cid] = record }
+            record.lastActivity = now
+            if state.total >= limits.maxConnections {
+                record.refused += 1
+                return "the bridge has \(state.total) connections (limit \(limits.maxConnections))"
             }
-            counts.total += 1
-            counts.perGuest[cid, default: 0] += 1
+            if record.open >= limits.maxConnectionsPerGuest {
+                record.refused += 1
+                return "guest \(cid) has \(record.open) connections (limit \(limits.maxConnectionsPerGuest))"
+            }
+            state.total += 1
+            record.open += 1
+            record.accepted += 1
+            record.meters[ObjectIdentifier(meter)] = meter
             return nil
         }
+        noteChange()
         if let refusal {
             log.warning("refused \(peer): \(refusal)")
             close(connection)
             return
         }
         let started = DetachedThread.start { [self] in
-            serve(connection, cid: cid, privileged: privileged, peer: peer)
-            release(cid)
+            serve(connection, cid: cid, privileged: privileged, peer: peer, meter: meter)
+            release(cid, meter)
         }
         if !started {
             log.error("cannot start a thread for \(peer)")
             close(connection)
-            release(cid)
+            release(cid, meter)
         }
     }
 
-    private func release(_ cid: VsockCID) {
-        counts.withLock { counts in
-            counts.total -= 1
-            counts.perGuest[cid, default: 1] -= 1
-            if counts.perGuest[cid] == 0 { counts.perGuest[cid] = nil }
+    private func release(_ cid: VsockCID, _ meter: ConnectionMeter) {
+        let now = time(nil)
+        state.withLock { state in
+            state.total -= 1
+            guard var record = state.guests[cid] else { return }
+            record.open -= 1
+            record.endedFromGuest &+= meter.bytesFromA
+            record.endedToGuest &+= meter.bytesFromB
+            record.meters[ObjectIdentifier(meter)] = nil
+            record.lastActivity = now
+            state.guests[cid] = record
         }
+        noteChange()
     }
 
-    private func serve(_ connection: Int32, cid: VsockCID, privileged: Bool, peer: String) {
+    private func serve(_ connection: Int32, cid: VsockCID, privileged: Bool, peer: String, meter: ConnectionMeter) {
         defer { close(connection) }
         guard let source = configuration.mapping.address(of: cid) else {
             log.warning("refused \(peer): CID \(cid) has no address in \(configuration.mapping)")
@@ -126,8 +215,10 @@ public final class Bridge: Sendable {
         }
         defer { close(outbound) }
         log.info("\(peer) connected as \(source) (\(privileged ? "privileged" : "unprivileged") port)")
-        let end = Forwarder(bufferSize: configuration.bufferSize, idleTimeout: configuration.idleTimeout,
-                            halfOpenTimeout: configuration.halfOpenTimeout).run(connection, outbound)
+        var forwarder = Forwarder(bufferSize: configuration.bufferSize, idleTimeout: configuration.idleTimeout,
+                                  halfOpenTimeout: configuration.halfOpenTimeout)
+        forwarder.meter = meter
+        let end = forwarder.run(connection, outbound)
         switch end {
         case .closed: log.info("\(peer) closed")
         case .idle: log.info("\(peer) idle for \(configuration.idleTimeout) s; closed")

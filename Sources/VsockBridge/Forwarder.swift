@@ -21,6 +21,8 @@ public struct Forwarder: Sendable {
         var end = 0
         var readerDone = false
         var writerShut = false
+        /// Bytes read so far (for the connection's meter).
+        var received: UInt64 = 0
 
         init(size: Int) { buffer = [UInt8](repeating: 0, count: size) }
 
@@ -49,7 +51,7 @@ public struct Forwarder: Sendable {
                 // SAFETY: end < raw.count, so the range end..<count is inside the buffer.
                 read(fd, raw.baseAddress! + end, raw.count - end)
             }
-            if count > 0 { end += count; return nil }
+            if count > 0 { end += count; received &+= UInt64(count); return nil }
             if count == 0 { readerDone = true; return nil }
             return errno == EAGAIN || errno == EINTR ? nil : errno
         }
@@ -68,6 +70,8 @@ public struct Forwarder: Sendable {
     let bufferSize: Int
     let idleTimeout: Int
     let halfOpenTimeout: Int
+    /// Where the bytes carried each way are published, if anywhere.
+    public var meter: ConnectionMeter? = nil
 
     public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int) {
         self.bufferSize = bufferSize
@@ -80,6 +84,7 @@ public struct Forwarder: Sendable {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var toB = Pipe(size: bufferSize)
         var toA = Pipe(size: bufferSize)
+        defer { meter?.record(fromA: toB.received, fromB: toA.received) }
         var lastActivity = now()
         var halfOpenSince: Int? = nil
         while true {
@@ -125,6 +130,7 @@ public struct Forwarder: Sendable {
                     if let error { return .error(String(cString: strerror(error))) }
                 }
             }
+            meter?.record(fromA: toB.received, fromB: toA.received)
         }
     }
 

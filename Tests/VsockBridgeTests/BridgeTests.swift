@@ -37,6 +37,90 @@ struct MountVsockRequestTests {
         }
     }
 
+    @Test("what mount(8) passes a helper: -t, -s, -n, -v, -o with fstab-only options", arguments: [
+        (["1:/vm1", "/mnt/x", "-o", "rw"], "vers=4.1,proto=tcp,rw"),
+        (["1:/vm1", "/mnt/x", "-s", "-n", "-v", "-t", "vsock", "-o", "rw,soft"], "vers=4.1,proto=tcp,rw,soft"),
+        (["1:/vm1", "/mnt/y", "-o", "rw,noauto,_netdev,defaults,nofail,x-systemd.automount,comment=x,soft"], "vers=4.1,proto=tcp,rw,soft"),
+        (["1:/vm1", "/mnt/y", "-o", "user,exec"], "vers=4.1,proto=tcp,nosuid,nodev,noexec,exec"),
+    ])
+    func mountHelperArguments(arguments: [String], options: String) throws {
+        let request = try MountVsockRequest.parse(arguments)
+        #expect(request.cid == 1 && request.export == "/vm1")
+        #expect(request.nfsOptions.joined(separator: ",") == options)
+    }
+
+    @Test("mount --namespace is refused, not ignored")
+    func namespace() {
+        #expect(throws: MountVsockRequest.Problem.self) { try MountVsockRequest.parse(["1:/a", "/m", "-N", "/proc/1/ns/mnt"]) }
+    }
+
+    @Test("failures say what to do", arguments: [
+        (MountVsockProblem.hostUnreachable(errno: ECONNRESET, cid: 2, port: 2049), "the host (CID 2) is not listening on vsock port 2049"),
+        (MountVsockProblem.hostUnreachable(errno: ECONNREFUSED, cid: 2, port: 3049), "-o vsock_port=N"),
+        (MountVsockProblem.hostUnreachable(errno: ENODEV, cid: 2, port: 2049), "no vsock device in this guest to reach CID 2"),
+        (MountVsockProblem.hostUnreachable(errno: ETIMEDOUT, cid: 9, port: 2049), "the host is CID 2 as a guest sees it"),
+        (MountVsockProblem.noVsockSocket(errno: EAFNOSUPPORT), "no vsock support in this guest kernel"),
+        (MountVsockProblem.mountFailed(errno: EPERM, export: "/vm1", cid: 2), "the host refused /vm1 to this guest"),
+        (MountVsockProblem.mountFailed(errno: EACCES, export: "/vm1", cid: 2), "a secure export (the default) needs a privileged port"),
+        (MountVsockProblem.mountFailed(errno: ENOENT, export: "/nothere", cid: 2), "the host has no export /nothere for this guest"),
+        (MountVsockProblem.mountFailed(errno: EIO, export: "/a", cid: 2), "mounting /a over vsock CID 2 failed"),
+    ])
+    func messages(message: String, expected: String) {
+        #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test("the relay stays while an NFS client uses its port (trunked mounts share the first transport)")
+    func nfsClientList() {
+        let servers = """
+            NV SERVER   PORT USE HOSTNAME
+            v4 7f000001  84d1   2 127.0.0.1
+            v4 0a000001   801   1 10.0.0.1
+
+            """
+        #expect(MountWatch.serverListUses(servers, port: 0x84d1))
+        #expect(!MountWatch.serverListUses(servers, port: 2049), "another host's client on 2049 is not ours")
+        #expect(!MountWatch.serverListUses("NV SERVER   PORT USE HOSTNAME\n", port: 0x84d1))
+    }
+
+    @Test("the relay's mount: through its port, or its export on a shared superblock (another relay's port)")
+    func mountTable() {
+        let table = """
+            tmpfs /tmp tmpfs rw 0 0
+            127.0.0.1:/vm1 /mnt/x nfs4 rw,vers=4.1,port=33209,addr=127.0.0.1 0 0
+            127.0.0.1:/vm1 /mnt/y nfs4 rw,vers=4.1,port=33209,addr=127.0.0.1 0 0
+            127.0.0.1:/a\\040b /mnt/a\\040b nfs4 rw,port=40000 0 0
+
+            """
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/x", export: "/vm1", port: 33209))
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/y", export: "/vm1", port: 42521), "y shares x's superblock")
+        #expect(!MountWatch.mountTableLists(table, directory: "/mnt/y", export: "/other", port: 42521))
+        #expect(!MountWatch.mountTableLists(table, directory: "/mnt/z", export: "/vm1", port: 33209))
+        #expect(!MountWatch.mountTableLists(table, directory: "/tmp", export: "/vm1", port: 33209), "not NFS")
+        #expect(MountWatch.mountTableLists(table, directory: "/mnt/a b", export: "/a b", port: 1), "escaped spaces")
+    }
+
+    @Test("the relay's lifetime: in use, then idle or a teardown grace; never mounted: two minutes")
+    func relayLifetime() {
+        var relay = RelayLifetime(started: 0)
+        func exits(_ inUse: Bool, _ open: Int, _ now: Int) -> Bool {
+            relay.shouldExit(inUse: inUse, openConnections: open, now: now)
+        }
+        #expect(!exits(false, 0, 119), "mount(2) may still be on its way")
+        #expect(exits(false, 0, 120))
+        relay = RelayLifetime(started: 0)
+        #expect(!exits(false, 1, 500), "a connection before any mount: still mounting")
+        #expect(!exits(true, 1, 501))
+        #expect(!exits(true, 0, 600), "a trunked client between connections")
+        #expect(!exits(false, 1, 601), "teardown traffic after umount")
+        #expect(!exits(false, 1, 605))
+        #expect(!exits(true, 1, 606), "in use again: the grace starts over")
+        #expect(!exits(false, 1, 607))
+        #expect(exits(false, 1, 612), "a connection nothing uses is dropped after the grace")
+        relay = RelayLifetime(started: 0)
+        #expect(!exits(true, 1, 1))
+        #expect(exits(false, 0, 2), "unused and idle: at once")
+    }
+
     @Test("generic mount options become flags")
     func flags() {
         let (flags, data) = MountFlags.split("ro,nosuid,vers=4.1,noatime,port=5")
@@ -130,6 +214,15 @@ struct BridgeTests {
         let downstream = Array("reply from the server".utf8)
         sendAll(accepted, downstream)
         #expect(receive(guest, downstream.count) == downstream)
+
+        // The status counts the bytes each way while the connection is open.
+        func guest7() -> BridgeStatus.Guest? { bridge.guestStatus(now: 100).first { $0.cid == 7 } }
+        for _ in 0..<200 where guest7()?.bytesToGuest != UInt64(downstream.count) { usleep(10_000) }
+        let counted = try #require(guest7())
+        #expect(counted.address == "127.128.0.7" && counted.open == 1 && counted.accepted == 1)
+        #expect(counted.bytesFromGuest == UInt64(upstream.count) && counted.bytesToGuest == UInt64(downstream.count))
+        #expect(counted.lastActivity == 100)
+        #expect(guest7()?.lastActivity == 100, "no bytes moved: the last activity stays")
     }
 
     @Test("a guest over its connection limit is refused; others are not affected")
@@ -158,6 +251,45 @@ struct BridgeTests {
         defer { close(fourth) }
         for _ in 0..<200 where bridge.guests[10, default: 0] < 1 { usleep(10_000) }
         #expect(bridge.guests[10] == 1, "another guest still gets in")
+        let status = bridge.guestStatus(now: 0)
+        #expect(status.map(\.cid) == [9, 10])
+        #expect(status[0].open == 2 && status[0].accepted == 2 && status[0].refused == 1)
+        #expect(status[1].open == 1 && status[1].refused == 0)
+    }
+
+    @Test("the status file follows connections and is removed on stop")
+    func publisher() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let directory = "/tmp/bridge-status-\(getpid())"
+        let path = "/tmp/bridge-status-\(getpid()).sock"
+        defer { unlink(path); _ = system("rm -rf \(directory)") }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = [.init(path: path, cid: 5)]
+        let log = DaemonLog(name: "test", environment: [:], debug: false)
+        let bridge = Bridge(configuration: configuration, log: log)
+        let listeners = try BridgeListeners.open(configuration)
+        bridge.start(listeners)
+        let file = BridgeStatusFile(path: directory + "/status")
+        let publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+        publisher.start()
+        guard case .running(let empty) = file.read() else {
+            Issue.record("no status after start: \(file.read())")
+            return
+        }
+        #expect(empty.pid == getpid() && empty.guests.isEmpty && empty.listeners == [.unix(path: path, cid: 5)])
+        let guest = connectUnix(path)
+        defer { close(guest) }
+        func openConnections() -> Int? {
+            guard case .running(let status) = file.read() else { return nil }
+            return status.guests.first { $0.cid == 5 }?.open
+        }
+        // Published within a second of the connection, without polling faster.
+        for _ in 0..<150 where openConnections() != 1 { usleep(10_000) }
+        #expect(openConnections() == 1)
+        publisher.stop()
+        #expect(file.read() == .absent)
     }
 
     @Test("unix listener specs", arguments: [("/run/vm7.vsock_2049=7", true), ("/a=0", false), ("relative=3", false), ("/a=x", false), ("/a=b=4", true)])

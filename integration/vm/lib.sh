@@ -266,7 +266,11 @@ vmt_reset() {
   vmt_flush_caches
   # 5. Client network namespaces (all of them exist only inside this VM).
   for n in $(ip netns list 2>/dev/null | awk '{print $1}'); do ip netns del "$n"; done
-  # 6. File systems under the scenario root (deepest first), then the files.
+  # 6. A /usr/sbin of symlinks (vmt_install_sbin_helper), then file systems
+  #    under the scenario root (deepest first), then the files.
+  if findmnt -rn -o SOURCE --mountpoint /usr/sbin 2>/dev/null | grep -q '^vmt-sbin'; then
+    umount /usr/sbin || umount -l /usr/sbin
+  fi
   for t in $(findmnt -rn -o TARGET | grep "^$VMT_ROOT/" | sort -r); do
     umount "$t" 2>/dev/null || umount -l "$t"
   done
@@ -340,6 +344,32 @@ vmt_start_daemon() { # name logfile cmd...   (cmd must stay in the foreground)
 }
 
 vmt_pid() { cat "$VMT_STATE/$1.pid"; }
+
+# vmt_pid_gone PID: true once PID has exited (a zombie nobody reaps counts
+# as gone: it no longer runs).
+vmt_pid_gone() {
+  [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# vmt_install_sbin_helper NAME TARGET: /usr/sbin/NAME (so /sbin/NAME on a
+# merged /usr) runs TARGET for the rest of the scenario, so that mount(8)
+# finds helpers like mount.vsock. /usr/sbin is the host's, shared read-only
+# over 9p: a tmpfs holding a symlink to every original entry, plus NAME, is
+# bound over it (the original stays reachable through a bind mount under
+# $VMT_WORK). Undone at scenario exit (and by vmt_reset).
+vmt_install_sbin_helper() {
+  local name=$1 target=$2 orig=$VMT_WORK/sbin.orig farm=$VMT_WORK/sbin.farm
+  if ! mountpoint -q "$farm"; then
+    mkdir -p "$orig" "$farm"
+    mount --bind /usr/sbin "$orig"
+    mount -t tmpfs -o mode=0755 vmt-sbin "$farm"
+    ln -s "$orig"/* "$farm/"   # one process: forks are slow under emulation
+    mount --bind "$farm" /usr/sbin
+    vmt_defer "umount /usr/sbin"
+  fi
+  ln -sfn "$target" "$farm/$name"
+  printf '# /usr/sbin/%s -> %s (for this scenario)\n' "$name" "$target"
+}
 
 vmt_start_rpcbind() {
   vmt_start_daemon rpcbind "$VMT_WORK/rpcbind.log" rpcbind -f

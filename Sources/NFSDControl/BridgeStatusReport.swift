@@ -1,0 +1,167 @@
+import NFSAdmin
+
+/// The bridge part of `nfsd-control status`: what the bridge published in
+/// its status file, checked against the running processes.
+public struct BridgeStatusReport: Sendable, Equatable {
+    public var reading: BridgeStatusFile.Reading
+    public var statusPath: String
+    /// The pid in rpc.nfsd's pid file, when that bridge runs.
+    public var pidFilePID: Int32?
+    /// Seconds since the epoch, for "N s ago".
+    public var now: Int
+
+    public init(reading: BridgeStatusFile.Reading, statusPath: String, pidFilePID: Int32?, now: Int) {
+        self.reading = reading
+        self.statusPath = statusPath
+        self.pidFilePID = pidFilePID
+        self.now = now
+    }
+
+    /// The running bridge's pid: from its status file, else rpc.nfsd's pid file.
+    public var runningPID: Int32? {
+        if case .running(let status) = reading { return status.pid }
+        return pidFilePID
+    }
+
+    // MARK: text
+
+    public var text: String {
+        switch reading {
+        case .running(let status):
+            return running(status)
+        case .stale(let status):
+            var out = "bridge:     not running (\(statusPath) is stale: pid \(status.pid) is gone)\n"
+            if let pidFilePID { out += "            a bridge with pid \(pidFilePID) runs but publishes no status\n" }
+            return out
+        case .absent:
+            guard let pidFilePID else { return "bridge:     not running\n" }
+            return "bridge:     running (pid \(pidFilePID)), no status in \(statusPath)\n"
+        case .unreadable(let reason):
+            return "bridge:     status unreadable: \(reason)\n"
+        }
+    }
+
+    private func running(_ status: BridgeStatus) -> String {
+        var out = "bridge:     running (pid \(status.pid)), up \(Self.duration(now - status.started))\n"
+        let listens = status.listeners.map { listener -> String in
+            switch listener {
+            case .vsock(let port): "vsock port \(port) (every CID)"
+            case .unix(let path, let cid): "\(path) (CID \(cid))"
+            }
+        }
+        out += "  listens:  \(listens.isEmpty ? "nothing" : listens.joined(separator: ", "))\n"
+        out += "  forwards: to \(status.target), guests from \(status.loopbackBlock)\n"
+        out += "  limits:   \(status.maxPerGuest) connections per guest, \(status.maxConnections) in total, "
+            + "idle timeout \(status.idleTimeout == 0 ? "none" : "\(status.idleTimeout) s")\n"
+        guard !status.guests.isEmpty else { return out + "  guests:   none yet\n" }
+        let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST", "LAST ACTIVITY"]
+        var rows = [header]
+        for guest in status.guests {
+            rows.append([String(guest.cid), guest.address, String(guest.open), String(guest.accepted),
+                         String(guest.refused), Self.bytes(guest.bytesFromGuest), Self.bytes(guest.bytesToGuest),
+                         guest.lastActivity == 0 ? "-" : "\(Self.duration(now - guest.lastActivity)) ago"])
+        }
+        var widths = header.map(\.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        out += "  guests:\n"
+        for row in rows {
+            let cells = row.enumerated().map { index, cell in
+                let pad = String(repeating: " ", count: widths[index] - cell.count)
+                // Numbers right-aligned, words left-aligned.
+                return (2...6).contains(index) ? pad + cell : cell + pad
+            }
+            out += "    " + cells.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
+        }
+        return out
+    }
+
+    /// "512 B", "1.5 KiB", "12.3 MiB", ...
+    static func bytes(_ count: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var unit = 0
+        var scale: UInt64 = 1
+        while unit < units.count - 1 && count >= scale * 1024 {
+            scale *= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(count) B" }
+        let tenths = (count * 10 + scale / 2) / scale
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+    }
+
+    /// "42 s", "3 min", "2 h 5 min", "4 d 3 h".
+    static func duration(_ seconds: Int) -> String {
+        let value = max(0, seconds)
+        if value < 120 { return "\(value) s" }
+        if value < 3600 { return "\(value / 60) min" }
+        if value < 86400 { return "\(value / 3600) h \(value % 3600 / 60) min" }
+        return "\(value / 86400) d \(value % 86400 / 3600) h"
+    }
+
+    // MARK: JSON
+
+    /// The `"bridge"` member of `status --json`.
+    public var json: String {
+        let path = JSONText.quote(statusPath)
+        switch reading {
+        case .running(let status):
+            let listeners = status.listeners.map { listener -> String in
+                switch listener {
+                case .vsock(let port): "{\"type\": \"vsock\", \"port\": \(port)}"
+                case .unix(let path, let cid): "{\"type\": \"unix\", \"path\": \(JSONText.quote(path)), \"cid\": \(cid)}"
+                }
+            }
+            let guests = status.guests.map { guest in
+                "{\"cid\": \(guest.cid), \"address\": \(JSONText.quote(guest.address)), \"open\": \(guest.open), "
+                    + "\"accepted\": \(guest.accepted), \"refused\": \(guest.refused), "
+                    + "\"bytesFromGuest\": \(guest.bytesFromGuest), \"bytesToGuest\": \(guest.bytesToGuest), "
+                    + "\"lastActivity\": \(guest.lastActivity == 0 ? "null" : String(guest.lastActivity))}"
+            }
+            return "{\"running\": true, \"pid\": \(status.pid), \"statusFile\": \(path), \"started\": \(status.started), "
+                + "\"target\": \(JSONText.quote(status.target)), \"loopbackBlock\": \(JSONText.quote(status.loopbackBlock)), "
+                + "\"limits\": {\"perGuest\": \(status.maxPerGuest), \"total\": \(status.maxConnections), "
+                + "\"idleTimeout\": \(status.idleTimeout)}, "
+                + "\"listeners\": [\(listeners.joined(separator: ", "))], \"guests\": [\(guests.joined(separator: ", "))]}"
+        case .stale(let status):
+            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), "
+                + "\"statusFile\": \(path), \"stale\": true, \"stalePid\": \(status.pid)}"
+        case .absent:
+            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), \"statusFile\": \(path)}"
+        case .unreadable(let reason):
+            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), "
+                + "\"statusFile\": \(path), \"error\": \(JSONText.quote(reason))}"
+        }
+    }
+}
+
+/// JSON string literals without Foundation.
+enum JSONText {
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var result = self
+        while result.last == " " { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,110 @@
+import Glibc
+import Testing
+@testable import NFSAdmin
+
+private let sample = BridgeStatus(
+    pid: 1234, processStart: 4_567_890, started: 1_763_786_000, target: "127.0.0.1:2049",
+    loopbackBlock: "127.128.0.0/9", maxPerGuest: 16, maxConnections: 1024, idleTimeout: 900,
+    listeners: [.vsock(port: 2049), .unix(path: "/run/vm 7\\x.vsock_2049", cid: 7)],
+    guests: [
+        .init(cid: 1, address: "127.128.0.1", open: 2, accepted: 5, refused: 0,
+              bytesFromGuest: 1200, bytesToGuest: 5_400_000_000, lastActivity: 1_763_786_011),
+        .init(cid: 7, address: "127.128.0.7", open: 4, accepted: 4, refused: 3, lastActivity: 1_763_786_012),
+    ])
+
+@Suite("bridge status file")
+struct BridgeStatusTests {
+    @Test("the documented format, word for word")
+    func format() {
+        #expect(sample.text == """
+            nfs-vsock-bridge-status 1
+            pid 1234 4567890
+            started 1763786000
+            target 127.0.0.1:2049
+            loopback-block 127.128.0.0/9
+            limits max-per-guest=16 max-connections=1024 idle-timeout=900
+            listen vsock 2049
+            listen unix /run/vm\\0407\\134x.vsock_2049 7
+            guest 1 127.128.0.1 open=2 accepted=5 refused=0 from-guest=1200 to-guest=5400000000 last=1763786011
+            guest 7 127.128.0.7 open=4 accepted=4 refused=3 from-guest=0 to-guest=0 last=1763786012
+
+            """)
+    }
+
+    @Test("parse reads back what text wrote (escaped paths included)")
+    func roundTrip() throws {
+        #expect(try BridgeStatus.parse(sample.text) == sample)
+    }
+
+    @Test("unknown lines and fields are skipped; guests come out sorted by CID")
+    func forwardCompatible() throws {
+        let text = """
+            nfs-vsock-bridge-status 1
+            pid 77
+            colour blue
+            listen carrier-pigeon 3
+            guest 9 127.128.0.9 open=1 mood=calm
+            guest 3 - open=0
+
+            """
+        let status = try BridgeStatus.parse(text)
+        #expect(status.pid == 77 && status.processStart == 0)
+        #expect(status.listeners.isEmpty)
+        #expect(status.guests.map(\.cid) == [3, 9])
+        #expect(status.guests[0].address == "-")
+        #expect(status.guests[1].open == 1)
+    }
+
+    @Test("broken files say which line is wrong", arguments: [
+        ("", "empty"),
+        ("something else\n", "not a bridge status file"),
+        ("nfs-vsock-bridge-status 2\npid 1\n", "not version 1"),
+        ("nfs-vsock-bridge-status 1\nstarted 5\n", "no pid line"),
+        ("nfs-vsock-bridge-status 1\npid x\n", "line 2: pid"),
+        ("nfs-vsock-bridge-status 1\npid 1\nguest 1 127.128.0.1 open=many\n", "line 3: guest: open=many"),
+        ("nfs-vsock-bridge-status 1\npid 1\nlisten vsock\n", "line 3: listen"),
+    ])
+    func broken(text: String, message: String) {
+        do {
+            _ = try BridgeStatus.parse(text)
+            Issue.record("accepted \(text.debugDescription)")
+        } catch {
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    @Test("the file: written atomically under a new directory, running or stale by pid, absent once removed")
+    func file() throws {
+        let root = temporaryDirectory()
+        defer { removeTree(root) }
+        let paths = SystemPaths(root: root)
+        #expect(paths.bridgeStatus == root + "/run/nfs-vsock-bridge/status")
+        let file = BridgeStatusFile(paths: paths)
+        #expect(file.read() == .absent)
+        mkdir(root + "/run", 0o755)
+        try file.write(sample)
+        #expect(file.read(isRunning: { pid, start in pid == 1234 && start == 4_567_890 }) == .running(sample))
+        #expect(file.read(isRunning: { _, _ in false }) == .stale(sample))
+        writeFile(file.path, "garbage\n")
+        guard case .unreadable(let reason) = file.read() else {
+            Issue.record("garbage was read as a status")
+            return
+        }
+        #expect(reason.contains(file.path) && reason.contains("line 1"))
+        file.remove()
+        #expect(file.read() == .absent)
+    }
+
+    @Test("liveness: this process runs with its own start time; another start time or a dead pid does not")
+    func liveness() throws {
+        let start = try #require(ProcessIdentity.startTime(of: getpid()))
+        #expect(ProcessIdentity.runs(getpid(), start))
+        #expect(ProcessIdentity.runs(getpid(), 0), "an unknown start time trusts the pid")
+        #expect(!ProcessIdentity.runs(getpid(), start + 1), "a reused pid is not the bridge")
+        let child = fork()
+        if child == 0 { _exit(0) }
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        #expect(!ProcessIdentity.runs(child, 0))
+    }
+}

@@ -1,0 +1,95 @@
+import Testing
+import NFSAdmin
+@testable import NFSDControl
+
+private let status = BridgeStatus(
+    pid: 321, processStart: 99, started: 1000, target: "127.0.0.1:2049", loopbackBlock: "127.128.0.0/9",
+    maxPerGuest: 4, maxConnections: 1024, idleTimeout: 0,
+    listeners: [.vsock(port: 2049), .unix(path: "/run/vm7.vsock_2049", cid: 7)],
+    guests: [
+        .init(cid: 1, address: "127.128.0.1", open: 1, accepted: 3, refused: 0,
+              bytesFromGuest: 1536, bytesToGuest: 20_971_520, lastActivity: 1295),
+        .init(cid: 7, address: "127.128.0.7", open: 4, accepted: 4, refused: 12, lastActivity: 0),
+    ])
+
+private func report(_ reading: BridgeStatusFile.Reading, pidFile: Int32? = nil) -> BridgeStatusReport {
+    BridgeStatusReport(reading: reading, statusPath: "/run/nfs-vsock-bridge/status", pidFilePID: pidFile, now: 1300)
+}
+
+private let kernel = NFSDStatus(mounted: true, threads: 8, versions: "-3 +4 +4.1", listeners: ["tcp 2049"],
+                                leaseTime: 90, graceTime: 90)
+
+@Suite("nfsd-control status: the bridge")
+struct BridgeStatusReportTests {
+    @Test("a running bridge: listeners, target, limits, one row per guest")
+    func running() {
+        #expect(report(.running(status)).text == """
+            bridge:     running (pid 321), up 5 min
+              listens:  vsock port 2049 (every CID), /run/vm7.vsock_2049 (CID 7)
+              forwards: to 127.0.0.1:2049, guests from 127.128.0.0/9
+              limits:   4 connections per guest, 1024 in total, idle timeout none
+              guests:
+                CID  ADDRESS      OPEN  ACCEPTED  REFUSED  FROM GUEST  TO GUEST  LAST ACTIVITY
+                1    127.128.0.1     1         3        0     1.5 KiB  20.0 MiB  5 s ago
+                7    127.128.0.7     4         4       12         0 B       0 B  -
+
+            """)
+    }
+
+    @Test("stale, absent and pid-file-only bridges", arguments: [
+        (BridgeStatusFile.Reading.stale(status), nil, "not running (/run/nfs-vsock-bridge/status is stale: pid 321 is gone)"),
+        (.absent, 55, "running (pid 55), no status in /run/nfs-vsock-bridge/status"),
+        (.absent, nil, "bridge:     not running"),
+        (.unreadable("line 1: bad"), nil, "status unreadable: line 1: bad"),
+    ] as [(BridgeStatusFile.Reading, Int32?, String)])
+    func otherStates(reading: BridgeStatusFile.Reading, pidFile: Int32?, line: String) {
+        #expect(report(reading, pidFile: pidFile).text.contains(line))
+    }
+
+    @Test("status shows the bridge's pid as what serves vsock, and its guests")
+    func inStatus() {
+        var nfsd = kernel
+        nfsd.bridge = report(.running(status))
+        #expect(nfsd.vsockState == "served by nfs-vsock-bridge (pid 321)")
+        #expect(nfsd.text.contains("vsock:      served by nfs-vsock-bridge (pid 321)\nbridge:     running (pid 321)"))
+        var without = kernel
+        without.bridge = report(.absent)
+        #expect(!without.text.contains("bridge:"), "no bridge, no bridge section")
+        #expect(without.vsockState == "not served")
+        var stale = kernel
+        stale.bridge = report(.stale(status))
+        #expect(stale.vsockState == "not served", "a stale status does not count as a running bridge")
+    }
+
+    @Test("JSON: the bridge object with listeners and guests")
+    func json() {
+        #expect(report(.running(status)).json == """
+            {"running": true, "pid": 321, "statusFile": "/run/nfs-vsock-bridge/status", "started": 1000, \
+            "target": "127.0.0.1:2049", "loopbackBlock": "127.128.0.0/9", \
+            "limits": {"perGuest": 4, "total": 1024, "idleTimeout": 0}, \
+            "listeners": [{"type": "vsock", "port": 2049}, {"type": "unix", "path": "/run/vm7.vsock_2049", "cid": 7}], \
+            "guests": [{"cid": 1, "address": "127.128.0.1", "open": 1, "accepted": 3, "refused": 0, \
+            "bytesFromGuest": 1536, "bytesToGuest": 20971520, "lastActivity": 1295}, \
+            {"cid": 7, "address": "127.128.0.7", "open": 4, "accepted": 4, "refused": 12, \
+            "bytesFromGuest": 0, "bytesToGuest": 0, "lastActivity": null}]}
+            """)
+        #expect(report(.stale(status)).json.contains("\"stale\": true, \"stalePid\": 321"))
+        #expect(report(.unreadable("a \"quoted\"\nline")).json.contains("\"error\": \"a \\\"quoted\\\"\\nline\""))
+        var nfsd = kernel
+        nfsd.bridge = report(.absent)
+        #expect(nfsd.json.contains("\"bridge\": {\"running\": false, \"pid\": null"))
+    }
+
+    @Test("sizes", arguments: [
+        (UInt64(0), "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (10_485_760, "10.0 MiB"),
+        (5_400_000_000, "5.0 GiB"),
+    ])
+    func sizes(count: UInt64, text: String) {
+        #expect(BridgeStatusReport.bytes(count) == text)
+    }
+
+    @Test("durations", arguments: [(-3, "0 s"), (59, "59 s"), (119, "119 s"), (300, "5 min"), (7500, "2 h 5 min"), (90000, "1 d 1 h")])
+    func durations(seconds: Int, text: String) {
+        #expect(BridgeStatusReport.duration(seconds) == text)
+    }
+}
