@@ -60,9 +60,12 @@ public struct BridgeCommand: ParsableCommand {
             guard let port = UInt32(text), port > 0, port < UInt32.max else { throw ValidationError("\(where_("port")): bad vsock port \"\(text)\"") }
             return port
         }
-        configuration.unixListeners = try unix.map { text in
+        let unixTexts = unix.isEmpty
+            ? value("unix").map { $0.text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? []
+            : unix
+        configuration.unixListeners = try unixTexts.map { text in
             guard let listener = BridgeConfiguration.unixListener(text) else {
-                throw ValidationError("--unix wants /absolute/path=CID (CID 1 or more), got \"\(text)\"")
+                throw ValidationError("\(unix.isEmpty ? where_("unix") : "--unix") wants /absolute/path=CID (CID 1 or more), got \"\(text)\"")
             }
             return listener
         }
