@@ -20,13 +20,15 @@ DOCDIR         ?= $(PREFIX)/share/doc/nfs-vsock
 SYSCONFDIR     ?= /etc
 DESTDIR        ?=
 SWIFT          ?= swift
-BUILD_DIR       = .build/release
 GUEST_SCRATCH   = .build/guest-static
+# Where install takes the programs from.
+BUILD_DIR      ?= $(CURDIR)/.build/release
+GUEST_BUILD_DIR ?= $(CURDIR)/$(GUEST_SCRATCH)/release
 
 INSTALL_VARS = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" \
   MANDIR="$(MANDIR)" UNITDIR="$(UNITDIR)" GENERATORDIR="$(GENERATORDIR)" \
   MOUNTHELPERDIR="$(MOUNTHELPERDIR)" DOCDIR="$(DOCDIR)" SYSCONFDIR="$(SYSCONFDIR)" \
-  BUILD_DIR="$(CURDIR)/$(BUILD_DIR)" GUEST_BUILD_DIR="$(CURDIR)/$(GUEST_SCRATCH)/release"
+  BUILD_DIR="$(BUILD_DIR)" GUEST_BUILD_DIR="$(GUEST_BUILD_DIR)"
 
 .PHONY: all build guest install uninstall list-install verify-units check clean
 

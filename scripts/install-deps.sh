@@ -5,7 +5,9 @@ set -euo pipefail
 
 APT_PACKAGES=(
   # C libraries the Swift targets link against
-  libtirpc-dev libblkid-dev libsystemd-dev pkg-config
+  libtirpc-dev libblkid-dev libsystemd-dev pkg-config make
+  # systemd: systemd-analyze verify, and PID 1 of the install/units VM boot
+  systemd file
   # the real-kernel harness: Debian's kernel under QEMU through virtme-ng
   qemu-system-x86 linux-image-amd64 busybox-static kmod e2fsprogs util-linux iproute2 socat procps python3
   # real peers: Debian's nfs-utils (reference exportfs, rpc.mountd, rpc.nfsd,
