@@ -71,6 +71,11 @@ cpu_ticks() {
   s=${s##*) }
   awk '{ print $12 + $13 }' <<<"$s"
 }
+# RPCs the server has answered (both paths go to the same nfsd), and the
+# VM's context switches so far: per metadata RPC, they show what each
+# request/reply round trip costs on either path.
+srv_rpcs() { awk '/^rpc / { print $2; exit }' /proc/net/rpc/nfsd; }
+vm_ctxt() { awk '/^ctxt / { print $2; exit }' /proc/stat; }
 ticks_s() { awk -v a="$1" -v t="$TICK" 'BEGIN { printf "%.2f", a / t }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
@@ -155,7 +160,7 @@ if [ "$OPTS_direct" != "$OPTS_bridge" ]; then
 fi
 
 # ------------------------------------------------------------------ tests
-declare -A WRITE READ META METAPH CPUW CPUR CPUM AUXW AUXR AUXM
+declare -A WRITE READ META METAPH METARPC METACS CPUW CPUR CPUM AUXW AUXR AUXM
 
 # aux_ticks SIDE: CPU ticks of the relay + bridge so far (bridge side only)
 aux_ticks() {
@@ -169,7 +174,7 @@ aux_ticks() {
 }
 
 run_side() { # direct|bridge ROUND
-  local side=$1 r=$2 tag=$1.r$2 t0 t1 b0 b1 a0 a1 out
+  local side=$1 r=$2 tag=$1.r$2 t0 t1 b0 b1 a0 a1 n0 n1 c0 c1 out
   vmt_step "round $r: $side"
   rm -f "$DATA/seq"
   drop_caches
@@ -189,18 +194,20 @@ run_side() { # direct|bridge ROUND
   t1=$EPOCHREALTIME; b1=$(vm_busy); a1=$(aux_ticks "$side")
   READ[$tag]=$(secs "$t0" "$t1"); CPUR[$tag]=$(ticks_s $((b1 - b0))); AUXR[$tag]=$(ticks_s $((a1 - a0)))
   # (3) metadata
-  a0=$(aux_ticks "$side"); b0=$(vm_busy)
+  a0=$(aux_ticks "$side"); b0=$(vm_busy); n0=$(srv_rpcs); c0=$(vm_ctxt)
   out=$("$PY" "$METADATA" "$MNT/meta.$tag" "$FILES") || fail "round $r: $side metadata workload failed"
-  b1=$(vm_busy); a1=$(aux_ticks "$side")
+  c1=$(vm_ctxt); n1=$(srv_rpcs); b1=$(vm_busy); a1=$(aux_ticks "$side")
+  METARPC[$tag]=$((n1 - n0)); METACS[$tag]=$((c1 - c0))
   METAPH[$tag]=$out
   META[$tag]=$(awk '{ print $8 }' <<<"$out")
   CPUM[$tag]=$(ticks_s $((b1 - b0))); AUXM[$tag]=$(ticks_s $((a1 - a0)))
   umount_side
   rm -f "$DATA/seq"
+  printf '  bridge threads %s, relays running %s\n' "$(awk '/^Threads:/ { print $2 }' "/proc/$BRIDGE_PID/status")" "$(pgrep -c -f "^$HELPER 1:/data " || true)"
   printf '  write %s s, read %s s, metadata %s s (%s); VM busy CPU %s/%s/%s s; relay+bridge CPU %s/%s/%s s\n' \
     "${WRITE[$tag]}" "${READ[$tag]}" "${META[$tag]}" "$out" "${CPUW[$tag]}" "${CPUR[$tag]}" "${CPUM[$tag]}" \
     "${AUXW[$tag]}" "${AUXR[$tag]}" "${AUXM[$tag]}"
-  echo "$tag write_s ${WRITE[$tag]} read_s ${READ[$tag]} meta_s ${META[$tag]} vmcpu_w ${CPUW[$tag]} vmcpu_r ${CPUR[$tag]} vmcpu_m ${CPUM[$tag]} aux_w ${AUXW[$tag]} aux_r ${AUXR[$tag]} aux_m ${AUXM[$tag]} $out" >> "$RAW"
+  echo "$tag write_s ${WRITE[$tag]} read_s ${READ[$tag]} meta_s ${META[$tag]} vmcpu_w ${CPUW[$tag]} vmcpu_r ${CPUR[$tag]} vmcpu_m ${CPUM[$tag]} aux_w ${AUXW[$tag]} aux_r ${AUXR[$tag]} aux_m ${AUXM[$tag]} meta_rpcs ${METARPC[$tag]} meta_ctxt ${METACS[$tag]} $out" >> "$RAW"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -216,10 +223,17 @@ med() { # ARRAY-NAME SIDE
   local r
   for ((r = 1; r <= ROUNDS; r++)); do echo "${arr[$2.r$r]}"; done | median
 }
+per_rpc() { # ARRAY-NAME SIDE: median over rounds of metadata seconds x 1e6 / RPCs, or switches / RPC
+  local -n arr=$1
+  local r
+  for ((r = 1; r <= ROUNDS; r++)); do
+    awk -v a="${arr[$2.r$r]}" -v n="${METARPC[$2.r$r]}" -v s="$3" 'BEGIN { printf "%.1f\n", n > 0 ? a * s / n : 0 }'
+  done | median
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 say "$MIB MiB sequential write (dd bs=1M conv=fsync) and read (dd bs=1M, cold caches), $FILES files create+stat+unlink (512 bytes each, one python3 process); $ROUNDS round(s), alternating order"
-say "kernel $(uname -r), $(nproc) vCPUs (QEMU TCG), server 8 nfsd threads, export: ext4 on a loop device"
+say "kernel $(uname -r), $(nproc) vCPUs (QEMU TCG), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo '?'), server 8 nfsd threads, export: ext4 on a loop device"
 say "direct: mount -t nfs -o $DIRECT_OPTS 127.0.0.1:/data"
 say "bridge: mount.vsock 1:/data -o $BRIDGE_OPTS (relay -> vsock_loopback -> nfs-vsock-bridge -> TCP loopback)"
 say "effective options, direct: $OPTS_direct"
@@ -229,6 +243,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   say "round $r ($first first):"
   for side in direct bridge; do
     t=$side.r$r
+    say "  $(printf '%-6s' "$side") metadata: ${METARPC[$t]} RPCs at the server, $(awk -v a="${META[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.0f", n > 0 ? a * 1e6 / n : 0 }') us and $(awk -v c="${METACS[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.1f", n > 0 ? c / n : 0 }') context switches (whole VM) per RPC"
     say "  $(printf '%-6s' "$side") write ${WRITE[$t]} s ($(mibs "${WRITE[$t]}") MiB/s), read ${READ[$t]} s ($(mibs "${READ[$t]}") MiB/s), metadata ${META[$t]} s [${METAPH[$t]}]; VM busy CPU w/r/m ${CPUW[$t]}/${CPUR[$t]}/${CPUM[$t]} s$( [ "$side" == bridge ] && echo "; of it relay+bridge ${AUXW[$t]}/${AUXR[$t]}/${AUXM[$t]} s")"
   done
 done
@@ -237,6 +252,7 @@ dm=$(med META direct) bm=$(med META bridge)
 wr=$(ratio "$dw" "$bw") rr=$(ratio "$dr" "$br") mr=$(ratio "$bm" "$dm")
 say "median direct: write $dw s ($(mibs "$dw") MiB/s), read $dr s ($(mibs "$dr") MiB/s), metadata $dm s; VM busy CPU w/r/m $(med CPUW direct)/$(med CPUR direct)/$(med CPUM direct) s"
 say "median bridge: write $bw s ($(mibs "$bw") MiB/s), read $br s ($(mibs "$br") MiB/s), metadata $bm s; VM busy CPU w/r/m $(med CPUW bridge)/$(med CPUR bridge)/$(med CPUM bridge) s, of it relay+bridge $(med AUXW bridge)/$(med AUXR bridge)/$(med AUXM bridge) s"
+say "metadata per RPC (median): direct $(per_rpc META direct 1e6) us, $(per_rpc METACS direct 1) context switches; bridge $(per_rpc META bridge 1e6) us, $(per_rpc METACS bridge 1) context switches"
 say "ratios (bridge/direct): write throughput $wr, read throughput $rr, metadata time $mr"
 tmin=$(awk -v a="$wr" -v b="$rr" 'BEGIN { print (a < b) ? a : b }')
 if awk -v r="$tmin" 'BEGIN { exit !(r >= 0.8) }'; then v=met; else v="NOT met"; fi
