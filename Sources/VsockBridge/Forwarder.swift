@@ -108,9 +108,12 @@ public struct Forwarder: Sendable {
             var timeout = idleTimeout > 0 ? idleTimeout - (current - lastActivity) : Int.max
             if let since = halfOpenSince { timeout = min(timeout, halfOpenTimeout - (current - since)) }
             if timeout <= 0 { return halfOpenSince != nil ? .halfOpenTimeout : .idle }
+            // No timeout to keep: wait without one (a poll timeout arms a
+            // high-resolution timer and reads the clocksource every call).
+            let milliseconds = timeout == Int.max ? -1 : Int32(min(timeout, 3600) * 1000)
             let ready = withUnsafeMutableBytes(of: &fds) { raw in
                 // SAFETY: a homogeneous tuple of two pollfd is laid out as an array of two.
-                poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, Int32(min(timeout, 3600) * 1000))
+                poll(raw.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, milliseconds)
             }
             if ready < 0 {
                 if errno == EINTR { continue }

@@ -227,7 +227,7 @@ per_rpc() { # ARRAY-NAME SIDE: median over rounds of metadata seconds x 1e6 / RP
   local -n arr=$1
   local r
   for ((r = 1; r <= ROUNDS; r++)); do
-    awk -v a="${arr[$2.r$r]}" -v n="${METARPC[$2.r$r]}" -v s="$3" 'BEGIN { printf "%.1f\n", n > 0 ? a * s / n : 0 }'
+    awk -v a="${arr[$2.r$r]}" -v n="${METARPC[$2.r$r]}" -v s="$3" 'BEGIN { printf "%.1f\n", (n > 0 ? a * s / n : 0) }'
   done | median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
@@ -243,7 +243,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   say "round $r ($first first):"
   for side in direct bridge; do
     t=$side.r$r
-    say "  $(printf '%-6s' "$side") metadata: ${METARPC[$t]} RPCs at the server, $(awk -v a="${META[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.0f", n > 0 ? a * 1e6 / n : 0 }') us and $(awk -v c="${METACS[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.1f", n > 0 ? c / n : 0 }') context switches (whole VM) per RPC"
+    say "  $(printf '%-6s' "$side") metadata: ${METARPC[$t]} RPCs at the server, $(awk -v a="${META[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.0f", (n > 0 ? a * 1e6 / n : 0) }') us and $(awk -v c="${METACS[$t]}" -v n="${METARPC[$t]}" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }') context switches (whole VM) per RPC"
     say "  $(printf '%-6s' "$side") write ${WRITE[$t]} s ($(mibs "${WRITE[$t]}") MiB/s), read ${READ[$t]} s ($(mibs "${READ[$t]}") MiB/s), metadata ${META[$t]} s [${METAPH[$t]}]; VM busy CPU w/r/m ${CPUW[$t]}/${CPUR[$t]}/${CPUM[$t]} s$( [ "$side" == bridge ] && echo "; of it relay+bridge ${AUXW[$t]}/${AUXR[$t]}/${AUXM[$t]} s")"
   done
 done
