@@ -55,7 +55,7 @@ let package = Package(
             ]),
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
         // The host bridge for kernels without an AF_VSOCK nfsd transport.
-        .target(name: "VsockBridge", dependencies: ["NFSAdmin", "NFSExports"]),
+        .target(name: "VsockBridge", dependencies: ["NFSAdmin", "NFSExports", "CLinux"]),
         .target(
             name: "BridgeCommand",
             dependencies: [

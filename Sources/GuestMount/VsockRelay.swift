@@ -27,6 +27,7 @@ public final class VsockRelay: Sendable {
         for local in candidates + [VsockAddress.anyPort] {
             let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
+            SocketTuning.enlargeVsockBuffer(fd)
             if local != VsockAddress.anyPort {
                 let bound = VsockAddress(cid: VsockAddress.anyCID, port: local).withSockaddr { bind(fd, $0, $1) }
                 if bound != 0 {
@@ -47,6 +48,7 @@ public final class VsockRelay: Sendable {
         }
         let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
+        SocketTuning.enlargeVsockBuffer(fd)
         if target.withSockaddr({ Glibc.connect(fd, $0, $1) }) != 0 {
             let error = errno
             close(fd)
@@ -79,6 +81,7 @@ public final class VsockRelay: Sendable {
                 continue
             }
             let privileged = UInt16(bigEndian: peer.sin_port) < 1024
+            SocketTuning.noDelay(connection)
             active.withLock { $0 += 1 }
             DetachedThread.start { [self] in
                 defer {

@@ -102,6 +102,8 @@ public final class Bridge: Sendable {
     /// Starts one accept loop per listener.
     public func start(_ listeners: [Listener]) {
         for listener in listeners {
+            // Accepted connections inherit the listener's vsock buffer.
+            if case .vsock(let fd, _) = listener { SocketTuning.enlargeVsockBuffer(fd) }
             DetachedThread.start { [self] in acceptLoop(listener) }
         }
     }
@@ -247,8 +249,7 @@ enum LoopbackConnector {
         for candidate in ports {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
-            var on: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            SocketTuning.noDelay(fd)
             var local = sockaddrIn(sourceValue, candidate)
             let bound = withUnsafePointer(to: &local) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
