@@ -16,18 +16,19 @@ for a in $(cat /proc/cmdline); do
   esac
 done
 [ -n "$env_file" ] && [ -n "$share" ] || { echo "systemd-runner: no nfsvsock.env= or virtme_initmount0= on the kernel command line"; exit 1; }
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 virtme.initmount0 "$share" \
-  || { echo "systemd-runner: cannot mount the results share on $share"; exit 1; }
 mkdir -p /run/vmt-overlay
 mount -t tmpfs -o mode=0755 vmt-overlay /run/vmt-overlay
-for d in /etc /usr /var /root /home /srv /opt; do
+# Overlays first (an overlay hides mounts below its directory, and the repo
+# or the results directory may well live under /tmp or /root), then the share.
+for d in /etc /usr /var /root /home /srv /opt /tmp; do
   [ -d "$d" ] && ! [ -L "$d" ] || continue
   u=/run/vmt-overlay${d//\//_}
   mkdir -p "$u/upper" "$u/work"
   mount -t overlay -o "lowerdir=$d,upperdir=$u/upper,workdir=$u/work" vmt-overlay "$d" \
     || echo "systemd-runner: no overlay on $d"
 done
-mount -t tmpfs -o mode=1777 vmt-tmp /tmp
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 virtme.initmount0 "$share" \
+  || { echo "systemd-runner: cannot mount the results share on $share"; exit 1; }
 echo "systemd-runner: PID 1 is $(cat /proc/1/comm); system state $(systemctl is-system-running 2>&1)" \
   | tee "$share/guest-console.log"
 "$HERE/guest-main.sh" --env-file "$env_file" 2>&1 | tee -a "$share/guest-console.log"
