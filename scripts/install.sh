@@ -71,14 +71,16 @@ plan() {
 
 checksum() { sha256sum "$1" | cut -d' ' -f1; }
 
+# Manifest lines, written once install is complete.
+manifest=()
+
 # mkdir -p that records each directory it creates.
 make_parents() {
-  local dir=$1 missing=()
+  local dir=$1 missing=() d
   while [ "$dir" != / ] && [ ! -d "$DESTDIR$dir" ]; do missing=("$dir" "${missing[@]}"); dir=$(dirname "$dir"); done
-  local d
   for d in "${missing[@]}"; do
     mkdir -m 755 "$DESTDIR$d"
-    echo "dir $d" >> "$DESTDIR$MANIFEST.new"
+    manifest+=("dir $d")
   done
 }
 
@@ -98,46 +100,37 @@ do_install() {
     echo "install: replacing an earlier install ($DESTDIR$MANIFEST)"
     do_uninstall quiet
   fi
-  make_parents_boot
   while read -r kind target source mode; do
     make_parents "$(dirname "$target")"
     case $kind in
       file)
         install -m "$mode" "$source" "$DESTDIR$target"
-        echo "file $target" >> "$DESTDIR$MANIFEST.new" ;;
+        manifest+=("file $target") ;;
       link)
         ln -sfn "$source" "$DESTDIR$target"
-        echo "link $target" >> "$DESTDIR$MANIFEST.new" ;;
+        manifest+=("link $target") ;;
       unit)
         sed -e "s|@SBINDIR@|$SBINDIR|g" "$source" > "$DESTDIR$target.tmp"
         chmod "$mode" "$DESTDIR$target.tmp" && mv "$DESTDIR$target.tmp" "$DESTDIR$target"
-        echo "file $target" >> "$DESTDIR$MANIFEST.new" ;;
+        manifest+=("file $target") ;;
       conf)
         if [ -e "$DESTDIR$target" ]; then
           echo "install: keeping the existing $DESTDIR$target (example: $DOCDIR/examples/${target##*/})"
         else
           install -m "$mode" "$source" "$DESTDIR$target"
-          echo "conf $target $(checksum "$DESTDIR$target")" >> "$DESTDIR$MANIFEST.new"
+          manifest+=("conf $target $(checksum "$DESTDIR$target")")
         fi ;;
     esac
     echo "  $kind $DESTDIR$target"
   done < <(plan)
-  echo "file $MANIFEST" >> "$DESTDIR$MANIFEST.new"
+  make_parents "$DATADIR"
+  manifest+=("file $MANIFEST")
+  printf '%s\n' "${manifest[@]}" > "$DESTDIR$MANIFEST.new"
   mv "$DESTDIR$MANIFEST.new" "$DESTDIR$MANIFEST"
   echo "install: done; $(grep -c . "$DESTDIR$MANIFEST") entries in $DESTDIR$MANIFEST"
   if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
     echo "install: now: systemctl daemon-reload; systemctl enable --now nfs-server"
   fi
-}
-
-# The manifest's own directory, before make_parents can record into it.
-make_parents_boot() {
-  local dir=$DATADIR missing=()
-  while [ "$dir" != / ] && [ ! -d "$DESTDIR$dir" ]; do missing=("$dir" "${missing[@]}"); dir=$(dirname "$dir"); done
-  local d
-  for d in "${missing[@]}"; do mkdir -m 755 "$DESTDIR$d"; done
-  : > "$DESTDIR$MANIFEST.new"
-  for d in "${missing[@]}"; do echo "dir $d" >> "$DESTDIR$MANIFEST.new"; done
 }
 
 do_uninstall() {

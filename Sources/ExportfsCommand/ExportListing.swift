@@ -1,4 +1,5 @@
 import NFSExports
+import NFSAdmin
 
 /// `exportfs`, `exportfs -v` and `exportfs -s` listings, laid out as
 /// nfs-utils lays them out.
@@ -68,9 +69,9 @@ enum ExportTableJSON {
         for (index, entry) in table.entries.enumerated() {
             let options = entry.options
             var fields: [String] = []
-            fields.append("\"path\": \(quote(entry.path))")
-            fields.append("\"client\": \(quote(entry.clientName))")
-            fields.append("\"clientKind\": \(quote(kindName(entry.client)))")
+            fields.append("\"path\": \(JSONText.quote(entry.path))")
+            fields.append("\"client\": \(JSONText.quote(entry.clientName))")
+            fields.append("\"clientKind\": \(JSONText.quote(kindName(entry.client)))")
             switch entry.client {
             case .vsock(let cid):
                 fields.append("\"vsockCIDs\": {\"first\": \(cid), \"last\": \(cid)}")
@@ -87,14 +88,14 @@ enum ExportTableJSON {
             fields.append("\"anongid\": \(options.anonGID)")
             switch options.filesystemID {
             case .number(let number)?: fields.append("\"fsid\": \(number)")
-            case .uuid(let uuid)?: fields.append("\"fsid\": \(quote(uuid))")
+            case .uuid(let uuid)?: fields.append("\"fsid\": \(JSONText.quote(uuid))")
             case nil: fields.append("\"fsid\": null")
             }
             let sec = options.effectiveSecurity.map { entry in
-                "{\"flavor\": \(quote(entry.flavor.name)), \"readOnly\": \(entry.flags.contains(.readOnly)), \"rootSquash\": \(entry.flags.contains(.rootSquash)), \"allSquash\": \(entry.flags.contains(.allSquash)), \"insecure\": \(entry.flags.contains(.insecurePort))}"
+                "{\"flavor\": \(JSONText.quote(entry.flavor.name)), \"readOnly\": \(entry.flags.contains(.readOnly)), \"rootSquash\": \(entry.flags.contains(.rootSquash)), \"allSquash\": \(entry.flags.contains(.allSquash)), \"insecure\": \(entry.flags.contains(.insecurePort))}"
             }
             fields.append("\"sec\": [\(sec.joined(separator: ", "))]")
-            fields.append("\"options\": \(quote(ETabFormat.options(options, features: features)))")
+            fields.append("\"options\": \(JSONText.quote(ETabFormat.options(options, features: features)))")
             out += "  {" + fields.joined(separator: ", ") + "}" + (index + 1 < table.entries.count ? "," : "") + "\n"
         }
         return out + "]\n"
@@ -113,26 +114,5 @@ enum ExportTableJSON {
         case .vsockRange: "vsock-range"
         case .vsockAny: "vsock-any"
         }
-    }
-
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

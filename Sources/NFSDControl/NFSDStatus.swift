@@ -72,9 +72,7 @@ public struct NFSDStatus: Sendable, Equatable {
     }
 
     public var json: String {
-        func quote(_ text: String) -> String {
-            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-        }
+        let quote = JSONText.quote
         let listenerList = listeners.map(quote).joined(separator: ", ")
         return """
             {"available": \(mounted), "running": \(threads > 0), "threads": \(threads), "versions": \(quote(versions)), \
