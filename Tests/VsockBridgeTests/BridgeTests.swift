@@ -297,3 +297,108 @@ struct BridgeTests {
         #expect((BridgeConfiguration.unixListener(text) != nil) == valid)
     }
 }
+
+/// A connected TCP pair on loopback: (the connecting end, the accepted end).
+private func tcpPair() -> (Int32, Int32) {
+    let listener = tcpListener()
+    defer { close(listener.fd) }
+    let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    address.sin_port = listener.port.bigEndian
+    _ = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return (client, accept(listener.fd, nil, nil))
+}
+
+private func unixPair() -> (Int32, Int32) {
+    var fds: [Int32] = [-1, -1]
+    _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds)
+    return (fds[0], fds[1])
+}
+
+/// Deterministic bytes that no shifted copy of themselves matches.
+private func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return UInt8(truncatingIfNeeded: state >> 33)
+    }
+}
+
+private final class Outcome: @unchecked Sendable {
+    // Written by the forwarder's thread before the semaphore is signalled.
+    var end: Forwarder.End? = nil
+    var done = DispatchSemaphoreLike()
+}
+
+/// A one-shot signal between two threads (no Foundation).
+private struct DispatchSemaphoreLike: @unchecked Sendable {
+    private let fds: (Int32, Int32) = {
+        var pair: [Int32] = [-1, -1]
+        _ = pipe(&pair)
+        return (pair[0], pair[1])
+    }()
+    func signal() { var byte: UInt8 = 1; _ = write(fds.1, &byte, 1) }
+    /// False if `seconds` pass first.
+    func wait(seconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: fds.0, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, seconds * 1000) == 1
+    }
+}
+
+@Suite("forwarder")
+struct ForwarderTests {
+    @Test("bytes cross intact both ways at once, and the ends close in order, in every splicing mode",
+          arguments: Forwarder.Splicing.allCases, [true, false])
+    func intact(splicing: Forwarder.Splicing, tcp: Bool) throws {
+        // outer A <-> (inner A | forwarder | inner B) <-> outer B
+        let (outerA, innerA) = tcp ? tcpPair() : unixPair()
+        let (innerB, outerB) = tcpPair()
+        let outcome = Outcome()
+        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30, splicing: splicing)
+        DetachedThread.start {
+            outcome.end = forwarder.run(innerA, innerB)
+            outcome.done.signal()
+        }
+        let up = pattern(3_000_001, seed: 1)
+        let down = pattern(2_500_003, seed: 2)
+        DetachedThread.start { sendAll(outerA, up); shutdown(outerA, Int32(SHUT_WR)) }
+        DetachedThread.start { sendAll(outerB, down); shutdown(outerB, Int32(SHUT_WR)) }
+        let atB = receive(outerB, up.count + 1)
+        let atA = receive(outerA, down.count + 1)
+        #expect(atB == up, "A to B: \(atB.count) bytes of \(up.count)")
+        #expect(atA == down, "B to A: \(atA.count) bytes of \(down.count)")
+        #expect(outcome.done.wait(seconds: 10))
+        #expect(outcome.end == .closed)
+        for fd in [outerA, innerA, innerB, outerB] { close(fd) }
+    }
+
+    @Test("a peer that goes away mid-stream ends the connection with an error, not the process with SIGPIPE",
+          arguments: Forwarder.Splicing.allCases)
+    func peerGone(splicing: Forwarder.Splicing) throws {
+        let (outerA, innerA) = tcpPair()
+        let (innerB, outerB) = tcpPair()
+        let outcome = Outcome()
+        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30, splicing: splicing)
+        DetachedThread.start {
+            outcome.end = forwarder.run(innerA, innerB)
+            outcome.done.signal()
+        }
+        close(outerB)
+        // Keep sending until the forwarder gives up on B (EPIPE/ECONNRESET);
+        // non-blocking, so a forwarder that stopped reading cannot hang it.
+        _ = fcntl(outerA, F_SETFL, fcntl(outerA, F_GETFL) | O_NONBLOCK)
+        let chunk = pattern(1 << 20, seed: 3)
+        for _ in 0..<500 {
+            sendAll(outerA, chunk)
+            if outcome.done.wait(seconds: 0) { break }
+            usleep(10_000)
+        }
+        #expect(outcome.done.wait(seconds: 10))
+        if case .error = outcome.end {} else { Issue.record("ended \(String(describing: outcome.end))") }
+        for fd in [outerA, innerA, innerB] { close(fd) }
+    }
+}
