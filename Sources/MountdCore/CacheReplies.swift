@@ -58,7 +58,9 @@ public enum CacheReply {
     }
 
     public static func groups(uid: UInt32, expiry: Int, gids: [UInt32]?) -> String {
-        guard let gids else { return "\(uid) \(expiry)\n" }
+        // A uid the group database does not know: no groups (the kernel
+        // takes no gid answer without a count; nfs-utils writes 0 too).
+        guard let gids else { return "\(uid) \(expiry) 0\n" }
         let list = gids.prefix(8192)
         return "\(uid) \(expiry) \(list.count)" + list.map { " \($0)" }.joined() + "\n"
     }

@@ -72,7 +72,7 @@ struct CacheRequestTests {
     func groups() throws {
         #expect(try GroupsRequest.parse("1000"[...]).uid == 1000)
         #expect(CacheReply.groups(uid: 1000, expiry: 9, gids: [1000, 27]) == "1000 9 2 1000 27\n")
-        #expect(CacheReply.groups(uid: 1000, expiry: 9, gids: nil) == "1000 9\n")
+        #expect(CacheReply.groups(uid: 1000, expiry: 9, gids: nil) == "1000 9 0\n")
     }
 }
 

@@ -49,8 +49,8 @@ def child(job, server, opts, errpath):
         check(libc.setns(fd, CLONE_NEWNET), "setns " + netns)
         os.close(fd)
         check(libc.unshare(CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
-        name = ("mb-client-%s" % i).encode()
-        check(libc.sethostname(name, len(name)), "sethostname")
+        host = ("mb-client-%s" % i).encode()
+        check(libc.sethostname(host, len(host)), "sethostname")
         data = "%s,addr=%s,clientaddr=%s" % (opts, server, clientaddr)
         signal.alarm(DEADLINE)
         check(libc.mount(("%s:%s" % (server, export)).encode(), target.encode(),
