@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 /// Copies bytes both ways between two connected sockets until both sides
 /// are done, with a bounded buffer per direction: a side that stops reading
@@ -15,67 +14,20 @@ public struct Forwarder: Sendable {
         case error(String)
     }
 
-    /// One direction's bytes in flight, bounded: either in a user-space
-    /// buffer (bytes in [start, end)) or, when the direction splices, in a
-    /// kernel pipe (`queued` bytes), which spares one copy each way through
-    /// user space: a TCP source hands its pages to the pipe, a TCP
-    /// destination takes them by reference.
+    /// One direction's buffer: bytes in [start, end).
     private struct Pipe {
-        var buffer: [UInt8] = []
+        var buffer: [UInt8]
         var start = 0
         var end = 0
-        /// The kernel pipe of a splicing direction: (read end, write end).
-        var kernel: (read: Int32, write: Int32)? = nil
-        var capacity: Int
-        var queued = 0
-        /// The pipe took nothing although the source was readable (its
-        /// slots, one per page or fragment, ran out before its bytes did):
-        /// no more reading until something drained.
-        var stalled = false
         var readerDone = false
         var writerShut = false
         /// Bytes read so far (for the connection's meter).
         var received: UInt64 = 0
 
-        init(size: Int, splice: Bool) {
-            capacity = size
-            if splice, let pipe = Pipe.makeKernelPipe(size: size) {
-                kernel = pipe.fds
-                capacity = pipe.size
-            } else {
-                buffer = [UInt8](repeating: 0, count: size)
-            }
-        }
+        init(size: Int) { buffer = [UInt8](repeating: 0, count: size) }
 
-        /// A non-blocking pipe holding up to `size` bytes (less if the
-        /// system's pipe-max-size says so); nil if there is none to have.
-        static func makeKernelPipe(size: Int) -> (fds: (read: Int32, write: Int32), size: Int)? {
-            var fds: [Int32] = [-1, -1]
-            guard clinux_pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else { return nil }
-            _ = fcntl(fds[1], CLINUX_F_SETPIPE_SZ, Int32(size))
-            let actual = Int(fcntl(fds[1], CLINUX_F_GETPIPE_SZ))
-            return ((fds[0], fds[1]), actual > 0 ? min(actual, size) : 65536)
-        }
-
-        /// Gives up splicing (the kernel refused it for this pair of
-        /// sockets before any byte went through): a user-space buffer.
-        mutating func dropKernelPipe() {
-            guard let pipe = kernel else { return }
-            close(pipe.read)
-            close(pipe.write)
-            kernel = nil
-            buffer = [UInt8](repeating: 0, count: capacity)
-        }
-
-        func release() {
-            if let pipe = kernel {
-                close(pipe.read)
-                close(pipe.write)
-            }
-        }
-
-        var isEmpty: Bool { kernel == nil ? start == end : queued == 0 }
-        var hasSpace: Bool { kernel == nil ? end < buffer.count || start > 0 : queued < capacity && !stalled }
+        var isEmpty: Bool { start == end }
+        var hasSpace: Bool { end < buffer.count || start > 0 }
         var finished: Bool { readerDone && isEmpty }
 
         mutating func compact() {
@@ -92,21 +44,8 @@ public struct Forwarder: Sendable {
             }
         }
 
-        /// Reads what fits from `fd`; returns an errno on a fatal error.
+        /// Reads what fits from `fd`; returns false on a fatal error.
         mutating func fill(from fd: Int32) -> Int32? {
-            if let pipe = kernel {
-                let count = clinux_splice(fd, pipe.write, capacity - queued, CLINUX_SPLICE_F_MOVE | CLINUX_SPLICE_F_NONBLOCK)
-                if count > 0 { queued += count; received &+= UInt64(count); return nil }
-                if count == 0 { readerDone = true; return nil }
-                let error = errno
-                if error == EAGAIN { if queued > 0 { stalled = true }; return nil }
-                if error == EINTR { return nil }
-                if error == EINVAL && received == 0 && queued == 0 {
-                    dropKernelPipe()
-                    return fill(from: fd)
-                }
-                return error
-            }
             compact()
             let count = buffer.withUnsafeMutableBytes { raw in
                 // SAFETY: end < raw.count, so the range end..<count is inside the buffer.
@@ -118,12 +57,6 @@ public struct Forwarder: Sendable {
         }
 
         mutating func drain(to fd: Int32) -> Int32? {
-            if let pipe = kernel {
-                // A closed peer is EPIPE here (run blocks SIGPIPE).
-                let count = clinux_splice(pipe.read, fd, queued, CLINUX_SPLICE_F_MOVE | CLINUX_SPLICE_F_NONBLOCK)
-                if count > 0 { queued -= count; stalled = false; return nil }
-                return errno == EAGAIN || errno == EINTR ? nil : errno
-            }
             let count = buffer.withUnsafeBytes { raw in
                 // SAFETY: start < end <= raw.count. MSG_NOSIGNAL: a closed
                 // peer is an error here, not a SIGPIPE.
@@ -134,50 +67,16 @@ public struct Forwarder: Sendable {
         }
     }
 
-    /// Which directions move their bytes through a kernel pipe with
-    /// splice(2) rather than through a user-space buffer.
-    public enum Splicing: String, Sendable, CaseIterable {
-        /// never: read(2) and send(2) through a buffer
-        case off
-        /// every direction
-        case all
-        /// the directions whose destination is a TCP socket: the pipe's
-        /// pages go to TCP by reference; a vsock destination copies each
-        /// page into a packet of its own instead
-        case intoTCP = "into-tcp"
-
-        /// NFS_VSOCK_SPLICE (off, all, into-tcp) when set and valid, for
-        /// measuring; else the default.
-        public static func fromEnvironment(default fallback: Splicing = .all) -> Splicing {
-            guard let raw = getenv("NFS_VSOCK_SPLICE") else { return fallback }
-            return Splicing(rawValue: String(cString: raw)) ?? fallback
-        }
-    }
-
     let bufferSize: Int
     let idleTimeout: Int
     let halfOpenTimeout: Int
-    let splicing: Splicing
     /// Where the bytes carried each way are published, if anywhere.
     public var meter: ConnectionMeter? = nil
 
-    public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int, splicing: Splicing = .fromEnvironment()) {
+    public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int) {
         self.bufferSize = bufferSize
         self.idleTimeout = idleTimeout
         self.halfOpenTimeout = halfOpenTimeout
-        self.splicing = splicing
-    }
-
-    private func splices(into fd: Int32) -> Bool {
-        switch splicing {
-        case .off: return false
-        case .all: return true
-        case .intoTCP:
-            var domain: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 else { return false }
-            return domain == AF_INET || domain == AF_INET6
-        }
     }
 
     /// Runs until the connection ends; closes neither descriptor.
@@ -188,25 +87,9 @@ public struct Forwarder: Sendable {
     /// a poll per chunk, and each request or reply crosses with one wakeup.
     public func run(_ a: Int32, _ b: Int32) -> End {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        var toB = Pipe(size: bufferSize, splice: splices(into: b))
-        var toA = Pipe(size: bufferSize, splice: splices(into: a))
-        // splice(2) to a closed peer raises SIGPIPE (it has no
-        // MSG_NOSIGNAL): blocked on this thread, taken back at the end.
-        var pipeOnly = sigset_t()
-        var saved = sigset_t()
-        sigemptyset(&pipeOnly)
-        sigaddset(&pipeOnly, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &pipeOnly, &saved)
-        defer {
-            meter?.record(fromA: toB.received, fromB: toA.received)
-            toB.release()
-            toA.release()
-            if sigismember(&saved, SIGPIPE) == 0 {
-                var zero = timespec()
-                while sigtimedwait(&pipeOnly, nil, &zero) == SIGPIPE {}
-                pthread_sigmask(SIG_SETMASK, &saved, nil)
-            }
-        }
+        var toB = Pipe(size: bufferSize)
+        var toA = Pipe(size: bufferSize)
+        defer { meter?.record(fromA: toB.received, fromB: toA.received) }
         var lastActivity = now()
         var halfOpenSince: Int? = nil
         // Two pollfds in a tuple: no array allocated per round.

@@ -351,14 +351,13 @@ private struct DispatchSemaphoreLike: @unchecked Sendable {
 
 @Suite("forwarder")
 struct ForwarderTests {
-    @Test("bytes cross intact both ways at once, and the ends close in order, in every splicing mode",
-          arguments: Forwarder.Splicing.allCases, [true, false])
-    func intact(splicing: Forwarder.Splicing, tcp: Bool) throws {
+    @Test("bytes cross intact both ways at once, and the ends close in order", arguments: [true, false])
+    func intact(tcp: Bool) throws {
         // outer A <-> (inner A | forwarder | inner B) <-> outer B
         let (outerA, innerA) = tcp ? tcpPair() : unixPair()
         let (innerB, outerB) = tcpPair()
         let outcome = Outcome()
-        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30, splicing: splicing)
+        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
         DetachedThread.start {
             outcome.end = forwarder.run(innerA, innerB)
             outcome.done.signal()
@@ -376,13 +375,12 @@ struct ForwarderTests {
         for fd in [outerA, innerA, innerB, outerB] { close(fd) }
     }
 
-    @Test("a peer that goes away mid-stream ends the connection with an error, not the process with SIGPIPE",
-          arguments: Forwarder.Splicing.allCases)
-    func peerGone(splicing: Forwarder.Splicing) throws {
+    @Test("a peer that goes away mid-stream ends the connection with an error, not the process with SIGPIPE")
+    func peerGone() throws {
         let (outerA, innerA) = tcpPair()
         let (innerB, outerB) = tcpPair()
         let outcome = Outcome()
-        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30, splicing: splicing)
+        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
         DetachedThread.start {
             outcome.end = forwarder.run(innerA, innerB)
             outcome.done.signal()

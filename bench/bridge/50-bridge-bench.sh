@@ -31,8 +31,7 @@
 # Settings (environment; bench/bridge-bench sets them through a wrapper):
 #   BB_ROUNDS (3)  BB_MIB (256)  BB_FILES (2000)  BB_NFS_OPTS (empty: extra
 #   NFS options for both mounts)  BB_DEBUG (1: the bridge logs each
-#   connection; 0: quiet)  BB_SPLICE (empty: the programs' default; else
-#   NFS_VSOCK_SPLICE for the bridge and the relay: all, off, into-tcp)
+#   connection; 0: quiet)
 # Goals are judged on the median of the per-round ratios (both sides of a
 # round run back to back); the ratios of the per-side medians are printed too.
 # Output: lines starting "bridge-bench:" and "goal:" here and in
@@ -49,7 +48,6 @@ EXTRA=${BB_NFS_OPTS:-}
 [[ $MIB =~ ^[1-9][0-9]*$ && $MIB -le 1024 ]] || fail "BB_MIB must be 1..1024"
 [[ $FILES =~ ^[1-9][0-9]*$ ]] || fail "BB_FILES must be a positive number"
 
-[ -z "${BB_SPLICE:-}" ] || export NFS_VSOCK_SPLICE=$BB_SPLICE
 HERE=$(cd "$(dirname "$0")" && pwd)
 METADATA=$HERE/metadata.py
 [ -f "$METADATA" ] || METADATA=${BB_METADATA:?metadata.py not found}
@@ -245,7 +243,7 @@ per_rpc() { # ARRAY-NAME SIDE: median over rounds of metadata seconds x 1e6 / RP
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 say "$MIB MiB sequential write (dd bs=1M conv=fsync) and read (dd bs=1M, cold caches), $FILES files create+stat+unlink (512 bytes each, one python3 process); $ROUNDS round(s), alternating order"
-say "kernel $(uname -r), $(nproc) vCPUs (QEMU TCG), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo '?'), server 8 nfsd threads, export: ext4 on a loop device; bridge and relay splicing: ${NFS_VSOCK_SPLICE:-default (all)}"
+say "kernel $(uname -r), $(nproc) vCPUs (QEMU TCG), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo '?'), server 8 nfsd threads, export: ext4 on a loop device"
 say "direct: mount -t nfs -o $DIRECT_OPTS 127.0.0.1:/data"
 say "bridge: mount.vsock 1:/data -o $BRIDGE_OPTS (relay -> vsock_loopback -> nfs-vsock-bridge -> TCP loopback)"
 say "effective options, direct: $OPTS_direct"
