@@ -257,6 +257,65 @@ struct BridgeTests {
         #expect(status[1].open == 1 && status[1].refused == 0)
     }
 
+    @Test("a guest that never reads its replies is held back (bounded bytes taken from it) and another guest is served meanwhile")
+    func backpressure() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let flooderPath = "/tmp/bridge-flood-\(getpid()).sock", calmPath = "/tmp/bridge-calm-\(getpid()).sock"
+        defer { unlink(flooderPath); unlink(calmPath) }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = [.init(path: flooderPath, cid: 11), .init(path: calmPath, cid: 12)]
+        let bridge = Bridge(configuration: configuration, log: DaemonLog(name: "test", environment: [:], debug: false))
+        bridge.start(try BridgeListeners.open(configuration))
+        // A server that behaves like nfsd: per connection, a 1 KiB request
+        // gets a 64 KiB reply, and while a reply cannot be written it reads
+        // no further requests.
+        let reply = pattern(65536, seed: 4)
+        let listener = server.fd
+        DetachedThread.start {
+            while true {
+                let connection = accept(listener, nil, nil)
+                if connection < 0 { return }
+                DetachedThread.start {
+                    while receive(connection, 1024).count == 1024 { sendAll(connection, reply) }
+                    close(connection)
+                }
+            }
+        }
+        let flooder = connectUnix(flooderPath)
+        #expect(flooder >= 0)
+        defer { close(flooder) }
+        _ = fcntl(flooder, F_SETFL, fcntl(flooder, F_GETFL) | O_NONBLOCK)
+        let request = [UInt8](repeating: 0x55, count: 1024)
+        var taken = 0
+        var idleRounds = 0
+        // Send until the bridge has taken nothing for 1 s (or 64 MiB went in:
+        // unbounded buffering).
+        while idleRounds < 100 && taken < 64 << 20 {
+            let count = request.withUnsafeBytes { send(flooder, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count > 0 {
+                taken += count
+                idleRounds = 0
+            } else {
+                #expect(errno == EAGAIN, "send: \(errno)")
+                if errno != EAGAIN { break }
+                idleRounds += 1
+                usleep(10_000)
+            }
+        }
+        #expect(idleRounds == 100, "the flooder was never held back (\(taken) bytes taken)")
+        #expect(taken < 32 << 20, "the flooder got \(taken) bytes in: buffering is not bounded")
+
+        let calm = connectUnix(calmPath)
+        #expect(calm >= 0)
+        defer { close(calm) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(calm, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        sendAll(calm, request)
+        #expect(receive(calm, reply.count) == reply, "the other guest's reply, within 5 s")
+    }
+
     @Test("the status file follows connections and is removed on stop")
     func publisher() throws {
         let server = tcpListener()
