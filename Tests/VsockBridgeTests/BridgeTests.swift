@@ -387,14 +387,26 @@ private func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
     }
 }
 
+/// How a forwarder running on its own thread ended.
 private final class Outcome: @unchecked Sendable {
-    // Written by the forwarder's thread before the semaphore is signalled.
+    // Written by the forwarder's thread before `done` is signalled.
     var end: Forwarder.End? = nil
-    var done = DispatchSemaphoreLike()
+    let done = OneShotSignal()
+
+    /// Starts a forwarder (64 KiB per direction) between `a` and `b`.
+    static func forwarding(_ a: Int32, _ b: Int32) -> Outcome {
+        let outcome = Outcome()
+        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
+        DetachedThread.start {
+            outcome.end = forwarder.run(a, b)
+            outcome.done.signal()
+        }
+        return outcome
+    }
 }
 
-/// A one-shot signal between two threads (no Foundation).
-private struct DispatchSemaphoreLike: @unchecked Sendable {
+/// A one-shot signal between two threads, on a pipe (no Foundation).
+private struct OneShotSignal: @unchecked Sendable {
     private let fds: (Int32, Int32) = {
         var pair: [Int32] = [-1, -1]
         _ = pipe(&pair)
@@ -415,12 +427,7 @@ struct ForwarderTests {
         // outer A <-> (inner A | forwarder | inner B) <-> outer B
         let (outerA, innerA) = tcp ? tcpPair() : unixPair()
         let (innerB, outerB) = tcpPair()
-        let outcome = Outcome()
-        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
-        DetachedThread.start {
-            outcome.end = forwarder.run(innerA, innerB)
-            outcome.done.signal()
-        }
+        let outcome = Outcome.forwarding(innerA, innerB)
         let up = pattern(3_000_001, seed: 1)
         let down = pattern(2_500_003, seed: 2)
         DetachedThread.start { sendAll(outerA, up); shutdown(outerA, Int32(SHUT_WR)) }
@@ -438,12 +445,7 @@ struct ForwarderTests {
     func peerGone() throws {
         let (outerA, innerA) = tcpPair()
         let (innerB, outerB) = tcpPair()
-        let outcome = Outcome()
-        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
-        DetachedThread.start {
-            outcome.end = forwarder.run(innerA, innerB)
-            outcome.done.signal()
-        }
+        let outcome = Outcome.forwarding(innerA, innerB)
         close(outerB)
         // Keep sending until the forwarder gives up on B (EPIPE/ECONNRESET);
         // non-blocking, so a forwarder that stopped reading cannot hang it.
