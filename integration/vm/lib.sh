@@ -410,12 +410,19 @@ vmt_start_ref_mountd() {
 # server makes the test fail instead of hanging it.
 VMT_NFS_OPTS=${VMT_NFS_OPTS:-vers=4.1,retry=0,soft,timeo=50,retrans=2}
 
-# vmt_nfs_mount SERVER:PATH MOUNTPOINT [netns]: captures output in $VMT_OUT,
-# status in $VMT_RC (124 = the 30 s timeout hit).
+# vmt_nfs_mount SERVER:PATH MOUNTPOINT [netns [hostname]]: captures output in
+# $VMT_OUT, status in $VMT_RC (124 = the 30 s timeout hit). With a host name,
+# the mount runs in a UTS namespace of its own with that name: the NFSv4
+# client owner string, so that clients in different network namespaces of
+# one host are different clients to the server.
 vmt_nfs_mount() {
-  local src=$1 mnt=$2 ns=${3:-}
+  local src=$1 mnt=$2 ns=${3:-} host=${4:-}
   mkdir -p "$mnt"
-  if [ -n "$ns" ]; then
+  if [ -n "$host" ]; then
+    vmt_capture nsenter "--net=/run/netns/$ns" unshare --uts sh -c \
+      'echo "$1" > /proc/sys/kernel/hostname && exec timeout 30 mount -t nfs -o "$2" "$3" "$4"' \
+      sh "$host" "$VMT_NFS_OPTS" "$src" "$mnt"
+  elif [ -n "$ns" ]; then
     vmt_capture nsenter "--net=/run/netns/$ns" timeout 30 mount -t nfs -o "$VMT_NFS_OPTS" "$src" "$mnt"
   else
     vmt_capture timeout 30 mount -t nfs -o "$VMT_NFS_OPTS" "$src" "$mnt"

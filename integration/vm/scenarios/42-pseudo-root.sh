@@ -75,14 +75,8 @@ vmt_step "our nfsd-control"
 vmt_run "$NFSD" -N 3 8
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
 
-# mount_as NS SERVER-IP PATH MOUNTPOINT: from NS with its own host name (the
-# NFSv4 client owner); output in $VMT_OUT, status in $VMT_RC
-mount_as() {
-  mkdir -p "$4"
-  vmt_capture nsenter "--net=/run/netns/$1" unshare --uts sh -c \
-    'echo "$1" > /proc/sys/kernel/hostname && exec timeout 30 mount -t nfs -o "$2" "$3" "$4"' \
-    sh "pr-client-$1" "$VMT_NFS_OPTS" "$2:$3" "$4"
-}
+# mount_as NS SERVER-IP PATH MOUNTPOINT: from NS, with a host name of its own
+mount_as() { vmt_nfs_mount "$2:$3" "$4" "$1" "pr-client-$1"; }
 listing() { timeout 20 ls -A "$1" | tr '\n' ' ' | sed 's/ $//'; }
 
 vmt_step "1. client A: the pseudo-root shows only the way to its own export"
