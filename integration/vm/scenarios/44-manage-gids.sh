@@ -88,4 +88,13 @@ kill -0 "$(vmt_pid mountd)" || fail "mountd died"
 assert_eq "group secret $token" "$(as_user 5000 cat "$W/m/secret")" "uid 5000 still reads"
 vmt_umount "$W/m"
 grep -qi 'gid' "$W/mountd-g.log" && printf '  mountd -g logged:\n%s\n' "$(grep -i 'gid' "$W/mountd-g.log" | head -n 5 | sed 's/^/  | /')"
+# Leave no trap for the next scenario: for 30 s after the last reader closed
+# auth.unix.gid/channel, the kernel expects the daemon back and holds every
+# AUTH_SYS request for a group-list answer (nfsd drops it, the client times
+# out) instead of going on without one. A mountd started without -g in that
+# window (nfs-utils' too) does not open the channel, so wait it out here.
+kill "$(vmt_pid mountd)"
+wait_for 10 "mountd -g to exit" vmt_pid_gone "$(vmt_pid mountd)"
+vmt_note "waiting 31 s: the kernel's auth.unix.gid listener window after mountd -g closed it"
+sleep 31
 echo "PASS: --manage-gids"
