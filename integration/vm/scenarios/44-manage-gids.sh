@@ -55,6 +55,21 @@ vmt_run "$EXPORTFS" -f
 
 vmt_step "2. mountd --manage-gids: the server's group database counts"
 vmt_start_daemon mountd "$W/mountd-g.log" "$MOUNTD" -F -N 3 --manage-gids -d all
+# Leave no trap for the next scenario, even if this one fails: for 30 s after
+# the last reader closed auth.unix.gid/channel, the kernel expects the daemon
+# back and holds every AUTH_SYS request for a group-list answer (nfsd drops
+# it, the client times out) instead of going on without one. A mountd
+# started without -g in that window (nfs-utils' too) does not open the
+# channel, so stop mountd -g here and wait the window out.
+wait_out_gid_window() {
+  local pid
+  pid=$(vmt_pid mountd)
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 100); do vmt_pid_gone "$pid" && break; sleep 0.1; done   # not wait_for: no fail() in cleanup
+  vmt_note "waiting 31 s: the kernel's auth.unix.gid listener window after mountd -g closed it"
+  sleep 31
+}
+vmt_defer wait_out_gid_window
 wait_for 10 "our mountd -g" vmt_holds_channels "$(vmt_pid mountd)"
 wait_for 10 "mountd -g to open auth.unix.gid/channel" sh -c "ls -l /proc/$(vmt_pid mountd)/fd | grep -q auth.unix.gid"
 vmt_nfs_mount 127.0.0.1:/data "$W/m"
@@ -88,13 +103,4 @@ kill -0 "$(vmt_pid mountd)" || fail "mountd died"
 assert_eq "group secret $token" "$(as_user 5000 cat "$W/m/secret")" "uid 5000 still reads"
 vmt_umount "$W/m"
 grep -qi 'gid' "$W/mountd-g.log" && printf '  mountd -g logged:\n%s\n' "$(grep -i 'gid' "$W/mountd-g.log" | head -n 5 | sed 's/^/  | /')"
-# Leave no trap for the next scenario: for 30 s after the last reader closed
-# auth.unix.gid/channel, the kernel expects the daemon back and holds every
-# AUTH_SYS request for a group-list answer (nfsd drops it, the client times
-# out) instead of going on without one. A mountd started without -g in that
-# window (nfs-utils' too) does not open the channel, so wait it out here.
-kill "$(vmt_pid mountd)"
-wait_for 10 "mountd -g to exit" vmt_pid_gone "$(vmt_pid mountd)"
-vmt_note "waiting 31 s: the kernel's auth.unix.gid listener window after mountd -g closed it"
-sleep 31
 echo "PASS: --manage-gids"
