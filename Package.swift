@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "NFSExports"),
         // The I/O layer the tools share: state directory, etab lock and
         // atomic write, kernel cache channels, the exportability probe.
-        .target(name: "NFSAdmin", dependencies: ["NFSExports"]),
+        .target(name: "NFSAdmin", dependencies: ["NFSExports", "CLinux"]),
         .target(
             name: "ExportfsCommand",
             dependencies: [

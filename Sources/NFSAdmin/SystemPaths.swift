@@ -7,11 +7,17 @@ public struct SystemPaths: Sendable, Hashable {
     public var root: String
     /// /var/lib/nfs unless nfs.conf's state-directory-path moves it.
     public var stateDirectory: String
+    /// The nfsd control filesystem and the export caches of the nfsd
+    /// instance these paths talk to (`bridgeInstance` moves both).
+    public var procNFSD: String
+    public var procRPC: String
 
     public init(root: String = "/", stateDirectory: String? = nil) {
         let trimmed = root == "/" ? "" : (root.hasSuffix("/") ? String(root.dropLast()) : root)
         self.root = trimmed
         self.stateDirectory = stateDirectory.map { trimmed + $0 } ?? trimmed + "/var/lib/nfs"
+        procNFSD = trimmed + "/proc/fs/nfsd"
+        procRPC = trimmed + "/proc/net/rpc"
     }
 
     public static func fromEnvironment(_ environment: [String: String]) -> SystemPaths {
@@ -27,11 +33,29 @@ public struct SystemPaths: Sendable, Hashable {
     public var etab: String { stateDirectory + "/etab" }
     public var etabLock: String { stateDirectory + "/.etab.lock" }
     public var rmtab: String { stateDirectory + "/rmtab" }
-    public var procNFSD: String { root + "/proc/fs/nfsd" }
-    public var procRPC: String { root + "/proc/net/rpc" }
     public var exportFeatures: String { procNFSD + "/export_features" }
     /// Written by nfs-vsock-bridge, read by `nfsd-control status`.
     public var bridgeStatus: String { root + "/run/nfs-vsock-bridge/status" }
+
+    /// The bridge path's private network namespace, where nfs-vsock-bridge
+    /// and the nfsd instance that serves vsock guests live, pinned where
+    /// `ip netns` keeps namespaces (`ip netns exec nfs-vsock ...` works).
+    public var bridgeNamespace: String { root + "/run/netns/nfs-vsock" }
+    /// That namespace's runtime directory: its nfsd filesystem, and the
+    /// guest block its nfsd instance was started with.
+    public var bridgeRuntime: String { root + "/run/nfs-vsock" }
+    public var bridgeNFSD: String { bridgeRuntime + "/nfsd" }
+    public var bridgeGuestBlock: String { bridgeRuntime + "/guest-block" }
+
+    /// The same paths for the bridge's nfsd instance: its control
+    /// filesystem, and the export caches of the namespace the calling
+    /// thread is in (use them inside NetworkNamespace.withEntered).
+    public var bridgeInstance: SystemPaths {
+        var paths = self
+        paths.procNFSD = bridgeNFSD
+        paths.procRPC = root + "/proc/thread-self/net/rpc"
+        return paths
+    }
 
     public func cacheChannel(_ cache: String) -> String { procRPC + "/\(cache)/channel" }
     public func cacheFlush(_ cache: String) -> String { procRPC + "/\(cache)/flush" }
