@@ -27,8 +27,13 @@ public struct BridgeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The NFS server's loopback listener.", valueName: "host:port"))
     var target: String?
 
-    @Option(name: .customLong("loopback-block"), help: ArgumentHelp("Loopback block for guest addresses (default 127.128.0.0/9).", valueName: "block"))
+    // Gone: the block comes from the bridge's namespace, where rpc.nfsd
+    // recorded it, so that the bridge and mountd cannot disagree.
+    @Option(name: .customLong("loopback-block"), help: .hidden)
     var loopbackBlock: String?
+
+    @Option(help: ArgumentHelp("Run as this user once the listeners are open, when started as root (default nfs-vsock-bridge; [vsock] user in nfs.conf).", valueName: "user"))
+    var user: String?
 
     @Option(name: .customLong("max-per-guest"), help: "Connections allowed per guest (default 16).")
     var maxPerGuest: Int?
@@ -76,11 +81,8 @@ public struct BridgeCommand: ParsableCommand {
             configuration.targetHost = String(text[..<colon])
             configuration.targetPort = port
         }
-        if let text = loopbackBlock ?? value("loopback-block")?.text {
-            guard let mapping = VsockLoopbackMapping(text) else {
-                throw ValidationError("\(where_("loopback-block")): \"\(text)\" is not an aligned block from /9 to /24 inside 127.0.0.0/8")
-            }
-            configuration.mapping = mapping
+        if loopbackBlock != nil {
+            throw ValidationError("--loopback-block is gone: set loopback-block in [vsock] of /etc/nfs.conf; rpc.nfsd records it in the bridge's namespace (\(BridgeNamespace(paths: .init()).paths.bridgeGuestBlock)), where the bridge and mountd both read it")
         }
         func positive(_ option: Int?, _ key: String, allowZero: Bool = false) throws -> Int? {
             guard let number = option ?? value(key).flatMap({ Int($0.text) }) else {
@@ -119,6 +121,21 @@ public struct BridgeCommand: ParsableCommand {
             log.error("cannot listen: \(error)")
             throw ExitCode.failure
         }
+        do {
+            configuration.mapping = try enterNamespace(paths: paths)
+        } catch {
+            log.error("\(error); not serving vsock")
+            throw ExitCode.failure
+        }
+        if geteuid() == 0 {
+            do {
+                try dropRoot(conf: NFSConf.load(paths: paths), statusFile: statusFile == "none" ? nil : statusFile ?? paths.bridgeStatus,
+                             defaultStatusFile: paths.bridgeStatus)
+            } catch {
+                log.error("\(error); not serving vsock")
+                throw ExitCode.failure
+            }
+        }
         let bridge = Bridge(configuration: configuration, log: log)
         bridge.start(listeners)
         let names = listeners.map { listener -> String in
@@ -133,7 +150,7 @@ public struct BridgeCommand: ParsableCommand {
             publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
             publisher?.start()
         }
-        log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) from \(configuration.mapping)")
+        log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) in network namespace \(BridgeNamespace.name), from \(configuration.mapping), as \(Privileges.account(String(getuid()))?.name ?? String(getuid()))")
         _ = sd_notify(0, "READY=1\nSTATUS=forwarding \(names.joined(separator: ", "))")
         // The accept loops, forwarders and the status publisher run on
         // their own threads; this one waits for a signal to stop.
@@ -142,5 +159,70 @@ public struct BridgeCommand: ParsableCommand {
         publisher?.stop()
         log.notice("stopping on signal \(received)")
         Glibc.exit(0)
+    }
+
+    struct StartProblem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Puts the whole process (before any thread starts) into the bridge's
+    /// network namespace, unless systemd already did
+    /// (NetworkNamespacePath=), and returns the guest block rpc.nfsd
+    /// recorded there. Outside that namespace guests' addresses mean
+    /// nothing to mountd, so the bridge refuses to run anywhere else.
+    func enterNamespace(paths: SystemPaths) throws(StartProblem) -> VsockLoopbackMapping {
+        let namespace = BridgeNamespace(paths: paths)
+        if !namespace.isCurrent {
+            guard namespace.exists else {
+                throw StartProblem(description: "the bridge's network namespace \(namespace.pin) does not exist: rpc.nfsd --vsock PORT creates it (with the nfsd instance that serves guests) when the kernel has no AF_VSOCK transport")
+            }
+            guard geteuid() == 0 else {
+                throw StartProblem(description: "not in the bridge's network namespace \(namespace.pin) and not root to enter it: start the bridge through rpc.nfsd or nfs-vsock-bridge.service (NetworkNamespacePath=\(namespace.pin))")
+            }
+            do {
+                try NetworkNamespace.join(namespace.pin)
+            } catch {
+                throw StartProblem(description: "cannot enter the bridge's network namespace: \(error)")
+            }
+        }
+        do {
+            return try namespace.guestBlock()
+        } catch {
+            throw StartProblem(description: "no guest block: \(error)")
+        }
+    }
+
+    /// Gives up root once every listener is open: becomes the [vsock]
+    /// user (default nfs-vsock-bridge) with no capability left. Nothing
+    /// after this needs root: the namespace lets anyone in it bind the
+    /// privileged source ports it gives privileged guests. The status
+    /// file's directory is handed to that user first.
+    func dropRoot(conf: NFSConf, statusFile: String?, defaultStatusFile: String) throws(StartProblem) {
+        let configured = user ?? conf.value("vsock", "user")?.text
+        let name = configured ?? "nfs-vsock-bridge"
+        guard let account = Privileges.account(name) else {
+            throw StartProblem(description: "user \(name) does not exist\(configured == nil ? " (the default user of the bridge)" : ""): create it (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another with --user / [vsock] user")
+        }
+        guard account.uid != 0 else {
+            throw StartProblem(description: "user \(name) is root: the bridge must not keep root (choose a system user of its own)")
+        }
+        // Only the bridge's own /run directory changes hands; a --status-file
+        // elsewhere must already be writable by the user.
+        let directory = String(defaultStatusFile[..<(defaultStatusFile.lastIndex(of: "/") ?? defaultStatusFile.startIndex)])
+        if statusFile == defaultStatusFile {
+            do {
+                try FileSystem.makeDirectories(directory, mode: 0o755)
+            } catch {
+                throw StartProblem(description: "\(error)")
+            }
+            if chown(directory, account.uid, account.gid) != 0 {
+                throw StartProblem(description: "\(SystemError("chown", "\(directory) to \(name)", errno: errno))")
+            }
+        }
+        do {
+            try Privileges.drop(to: account)
+        } catch {
+            throw StartProblem(description: "cannot drop root: \(error)")
+        }
     }
 }

@@ -274,11 +274,19 @@ public struct Exportfs {
         }
         do {
             try kernel.flushCaches(now: clock())
-            return 0
         } catch {
             self.error("cannot flush the kernel caches: \(error)")
             return 1
         }
+        // The nfsd that serves bridged vsock guests has caches of its own,
+        // in the bridge's namespace: a revoked guest must lose access there too.
+        do {
+            try BridgeNamespace(paths: paths).flushCaches(now: clock())
+        } catch {
+            self.error("cannot flush the caches of the vsock bridge's nfsd (network namespace \(BridgeNamespace.name)): \(error); guests keep what they had until the cache entries expire")
+            return 1
+        }
+        return 0
     }
 
     func displayPath(_ path: String) -> String {

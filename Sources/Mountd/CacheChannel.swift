@@ -2,36 +2,67 @@
 import Glibc
 #endif
 import NFSAdmin
+import Synchronization
 
 /// One /proc/net/rpc/<cache>/channel: one request per read, one reply per
 /// write. Reopened when it goes away (module unloaded, server restarted).
+///
+/// A channel of another network namespace (the vsock bridge's) is opened
+/// from inside it: the same path names the calling thread's namespace's
+/// cache, so it is never reopened from outside.
 final class CacheChannel: @unchecked Sendable {
     let cache: String
     let path: String
-    /// Written only by the poll thread; replies from lookup workers read it.
-    private(set) var fd: Int32 = -1
+    /// The pinned network namespace the channel belongs to; nil: mountd's own.
+    let namespace: String?
+    /// The descriptor, behind a lock: lookup workers write replies while
+    /// the poll thread may close and reopen the channel, and a reply must
+    /// never land in a descriptor number that was reused meanwhile.
+    private let descriptor = Mutex<Int32>(-1)
+    /// Read only by the poll thread.
     private var buffer = [UInt8](repeating: 0, count: 32768)
 
-    init(cache: String, paths: SystemPaths) {
+    init(cache: String, paths: SystemPaths, namespace: String? = nil) {
         self.cache = cache
         self.path = paths.cacheChannel(cache)
+        self.namespace = namespace
     }
 
+    var fd: Int32 { descriptor.withLock { $0 } }
     var isOpen: Bool { fd >= 0 }
+    /// How the log names it.
+    var name: String { namespace.map { "\(path) (network namespace \($0))" } ?? path }
 
     /// Opens the channel; returns the errno on failure.
     @discardableResult
     func open() -> Int32? {
-        if fd >= 0 { return nil }
-        let opened = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
-        if opened < 0 { return errno }
-        fd = opened
-        return nil
+        descriptor.withLock { fd -> Int32? in
+            if fd >= 0 { return nil }
+            let opened: Int32
+            if let namespace {
+                do throws(SystemError) {
+                    opened = try NetworkNamespace.withEntered(namespace) { () throws(SystemError) -> Int32 in
+                        let result = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+                        if result < 0 { throw SystemError("open", path, errno: errno) }
+                        return result
+                    }
+                } catch {
+                    return error.errno
+                }
+            } else {
+                opened = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+                if opened < 0 { return errno }
+            }
+            fd = opened
+            return nil
+        }
     }
 
     func close() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
+        descriptor.withLock { fd in
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
     }
 
     enum ReadResult {
@@ -41,6 +72,7 @@ final class CacheChannel: @unchecked Sendable {
     }
 
     func read() -> ReadResult {
+        let fd = self.fd
         guard fd >= 0 else { return .failed(EBADF) }
         let count = buffer.withUnsafeMutableBytes { raw in
             // SAFETY: raw is the whole 32 KiB buffer, valid for the call.
@@ -59,14 +91,15 @@ final class CacheChannel: @unchecked Sendable {
     /// Writes one reply in one write(2); returns the errno on failure.
     @discardableResult
     func reply(_ text: String) -> Int32? {
-        let descriptor = fd
-        guard descriptor >= 0 else { return EBADF }
         let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { raw in
-            // SAFETY: raw covers the whole reply.
-            Glibc.write(descriptor, raw.baseAddress, raw.count)
+        return descriptor.withLock { fd -> Int32? in
+            guard fd >= 0 else { return EBADF }
+            let written = bytes.withUnsafeBytes { raw in
+                // SAFETY: raw covers the whole reply.
+                Glibc.write(fd, raw.baseAddress, raw.count)
+            }
+            if written < 0 { return errno }
+            return written == bytes.count ? nil : EIO
         }
-        if written < 0 { return errno }
-        return written == bytes.count ? nil : EIO
     }
 }

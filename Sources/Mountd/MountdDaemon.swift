@@ -49,7 +49,18 @@ public final class MountdDaemon: @unchecked Sendable {
     public let names = SystemNameService()
     public let filesystems: FilesystemProbe
     private let snapshot: Mutex<Snapshot>
+    /// The host nfsd's channels.
     private var channels: [CacheChannel] = []
+    /// The channels of the nfsd in the vsock bridge's namespace, while
+    /// that namespace exists; their requests are read with `bridgeView`.
+    private var bridgeChannels: [CacheChannel] = []
+    private var bridgeIdentity: NetworkNamespace.Identity? = nil
+    private var bridgeView: UpcallView? = nil
+    /// The attached bridge's block, for the host view, which the MOUNT
+    /// service's threads read too.
+    private let attachedBlock = Mutex<VsockLoopbackMapping?>(nil)
+    /// A namespace mountd could not serve (said once, not every second).
+    private var bridgeRefused: NetworkNamespace.Identity? = nil
     private var signalFD: Int32 = -1
     private let lookups = DispatchQueue(label: "mountd.lookups", attributes: .concurrent)
     private var stopping = false
@@ -114,9 +125,13 @@ public final class MountdDaemon: @unchecked Sendable {
     // MARK: running
 
     /// Opens the channels and prepares signals. Call before `run()`.
-    public func prepare() throws(SystemError) {
+    var caches: [String] {
         var caches = ["auth.unix.ip", "nfsd.export", "nfsd.fh"]
         if options.manageGids { caches.append("auth.unix.gid") }
+        return caches
+    }
+
+    public func prepare() throws(SystemError) {
         channels = caches.map { CacheChannel(cache: $0, paths: paths) }
         for channel in channels {
             if let error = channel.open() {
@@ -132,6 +147,61 @@ public final class MountdDaemon: @unchecked Sendable {
         reloadIfNeeded(force: true)
         // Answers cached while no mountd ran may be stale or negative.
         _ = try? KernelExports(paths: paths).flushCaches(now: Int(time(nil)))
+        refreshBridge()
+    }
+
+    // MARK: the vsock bridge's nfsd
+
+    /// What addresses mean on the host's channels: addresses of the guest
+    /// blocks (configured, and the bridge's recorded one) are nobody there.
+    public var hostView: UpcallView {
+        var blocks = [options.vsockMapping]
+        if let block = attachedBlock.withLock({ $0 }), block != options.vsockMapping { blocks.append(block) }
+        return .host(guestBlocks: blocks)
+    }
+
+    /// Follows the bridge's namespace: serves the upcalls of the nfsd
+    /// instance in it from the moment rpc.nfsd creates it (checked every
+    /// second), and lets go when it is removed or replaced. The guest block
+    /// comes from the namespace's record, so mountd and the bridge agree.
+    func refreshBridge() {
+        let namespace = BridgeNamespace(paths: paths)
+        let identity = namespace.identity
+        if identity == bridgeIdentity && bridgeChannels.allSatisfy(\.isOpen) { return }
+        if !bridgeChannels.isEmpty {
+            bridgeChannels.forEach { $0.close() }
+            bridgeChannels = []
+            bridgeView = nil
+            attachedBlock.withLock { $0 = nil }
+            log.notice(identity == nil ? "the vsock bridge's namespace is gone: no longer answering its nfsd"
+                                       : "the vsock bridge's namespace changed or a channel closed: reattaching")
+        }
+        bridgeIdentity = nil
+        guard let identity, identity != bridgeRefused else { return }
+        let block: VsockLoopbackMapping
+        do {
+            block = try namespace.guestBlock()
+        } catch {
+            bridgeRefused = identity
+            log.error("not answering the vsock bridge's nfsd (\(namespace.pin)): \(error); its guests get no access")
+            return
+        }
+        let opened = caches.map { CacheChannel(cache: $0, paths: paths.bridgeInstance, namespace: namespace.pin) }
+        for channel in opened {
+            if let error = channel.open() {
+                opened.forEach { $0.close() }
+                // The namespace may be half made (rpc.nfsd still at work): try again next second.
+                log.info("cannot open \(channel.name) yet: \(String(cString: strerror(error)))")
+                return
+            }
+        }
+        bridgeChannels = opened
+        bridgeIdentity = identity
+        bridgeRefused = nil
+        bridgeView = .bridge(block)
+        attachedBlock.withLock { $0 = block }
+        _ = try? namespace.flushCaches(now: Int(time(nil)))
+        log.notice("answering the vsock bridge's nfsd too (network namespace \(BridgeNamespace.name), \(identity), guests from \(block))")
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -139,7 +209,8 @@ public final class MountdDaemon: @unchecked Sendable {
         _ = sd_notify(0, "READY=1\nSTATUS=answering the kernel's export upcalls")
         var lastMaintenance = time(nil)
         while !stopping {
-            var fds = channels.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            let polled = channels + bridgeChannels
+            var fds = polled.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
             let ready = poll(&fds, nfds_t(fds.count), 1000)
             if ready < 0 && errno != EINTR {
@@ -147,16 +218,16 @@ public final class MountdDaemon: @unchecked Sendable {
                 sleep(1)
             }
             if ready > 0 {
-                for (index, channel) in channels.enumerated() where fds[index].fd >= 0 {
+                for (index, channel) in polled.enumerated() where fds[index].fd >= 0 {
                     let events = Int32(fds[index].revents)
                     if events & (POLLERR | POLLHUP | POLLNVAL) != 0 && events & POLLIN == 0 {
-                        log.warning("\(channel.path) went away; reopening")
+                        log.warning("\(channel.name) went away; reopening")
                         channel.close()
                         continue
                     }
                     if events & POLLIN != 0 { drain(channel) }
                 }
-                if fds.last!.revents != 0 { handleSignals() }
+                if fds[fds.count - 1].revents != 0 { handleSignals() }
             }
             let now = time(nil)
             if now != lastMaintenance {
@@ -165,10 +236,11 @@ public final class MountdDaemon: @unchecked Sendable {
                     if channel.open() == nil { log.notice("reopened \(channel.path)") }
                 }
                 reloadIfNeeded()
+                refreshBridge()
             }
         }
         _ = sd_notify(0, "STOPPING=1")
-        channels.forEach { $0.close() }
+        (channels + bridgeChannels).forEach { $0.close() }
         log.info("stopped")
     }
 
@@ -214,17 +286,18 @@ public final class MountdDaemon: @unchecked Sendable {
             case "auth.unix.ip":
                 let request = try AuthUnixIPRequest.parse(line[...])
                 guard request.serviceClass == "nfsd" else { return }
-                // A bridged guest's loopback address is that guest, matched
-                // only by vsock rules; an address in the block that is no
-                // guest gets nothing.
-                var client = request.client
-                if case .ip(let address) = request.client {
-                    guard let mapped = options.vsockMapping.identity(of: address) else {
-                        log.notice("\(request.addressText) is in the vsock bridge block \(options.vsockMapping) but names no guest: no access")
-                        send(CacheReply.authUnixIP(request, expiry: expiry, domain: nil), on: channel, about: request.addressText)
-                        return
-                    }
-                    client = mapped
+                // Who the address is depends on which nfsd asks: in the
+                // bridge's namespace a block address is that guest; at the
+                // host's nfsd it is nobody (UpcallView).
+                let view = channel.namespace == nil ? hostView : (bridgeView ?? hostView)
+                let client: ClientAddress
+                switch view.identity(of: request.client) {
+                case .client(let address):
+                    client = address
+                case .nobody(let reason):
+                    log.notice("\(reason): no access")
+                    send(CacheReply.authUnixIP(request, expiry: expiry, domain: nil), on: channel, about: request.addressText)
+                    return
                 }
                 if case .ip(let address) = client, current.needsNames {
                     lookups.async { [self] in

@@ -24,9 +24,20 @@ public final class MountdMountService: MountService {
         self.reverseLookup = reverseLookup
     }
 
+    /// The caller as an IP client, or nil: MOUNT is the host nfsd's
+    /// (NFSv3 never reaches the bridge's), so an address of a guest block
+    /// is nobody here, and never gets an IP identity primed into the
+    /// kernel's cache (that would give the guest IP exports and hide its
+    /// own for as long as the entry lives).
     func identity(of peer: MountPeer) -> (ClientIdentity, IPAddress)? {
         guard let address = IPAddress(peer.address)?.unmapped else { return nil }
-        return (ClientIdentity.ip(address, names: daemon.names.names(of: address)), address)
+        switch daemon.hostView.identity(of: .ip(address)) {
+        case .client:
+            return (ClientIdentity.ip(address, names: daemon.names.names(of: address)), address)
+        case .nobody(let reason):
+            daemon.log.notice("refused MOUNT call from \(peer.address):\(peer.port): \(reason)")
+            return nil
+        }
     }
 
     func hostName(_ peer: MountPeer, address: IPAddress) -> String {
@@ -43,9 +54,11 @@ public final class MountdMountService: MountService {
             log.notice("refused mount request from \(peer.address) for \(path): not a client of any export")
             return .error(.access)
         }
+        // EACCES, as nfs-utils answers, whether the path exists or not:
+        // NOENT would tell any client which host paths exist.
         guard let real = FileSystem.realPath(daemon.paths.underRoot(path)).map(unrooted) else {
             log.notice("refused mount request from \(peer.address) for \(path): no such path")
-            return .error(.noent)
+            return .error(.access)
         }
         // The export at the path, or the nearest one above it (NFSv3 may
         // mount a subdirectory of an export).

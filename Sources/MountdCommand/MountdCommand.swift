@@ -60,10 +60,10 @@ public struct MountdCommand: ParsableCommand {
         options.manageGids = manageGids || conf.bool("mountd", "manage-gids") == true
         if let ttl = conf.int("mountd", "ttl"), ttl > 0 { options.ttl = ttl }
         if let block = conf.value("vsock", "loopback-block") {
-            guard let mapping = VsockLoopbackMapping(block.text) else {
-                throw ValidationError("\(block.file):\(block.line): [vsock] loopback-block \"\(block.text)\" is not an aligned block from /9 to /24 inside 127.0.0.0/8")
+            switch VsockLoopbackMapping.parse(block.text) {
+            case .success(let mapping): options.vsockMapping = mapping
+            case .failure(let problem): throw ValidationError("\(block.file):\(block.line): [vsock] loopback-block: \(problem)")
             }
-            options.vsockMapping = mapping
         }
         let debugging = debug != nil || conf.string("mountd", "debug") != nil
         let log = DaemonLog(name: "mountd", environment: environment, debug: debugging)

@@ -71,6 +71,15 @@ public enum NetworkNamespace {
         return try body()
     }
 
+    /// Moves the calling thread into the namespace pinned at `path` for
+    /// good (a daemon that must live there: call it before starting
+    /// threads, which then start inside too).
+    public static func join(_ path: String) throws(SystemError) {
+        let target = try openNamespace(path)
+        defer { close(target) }
+        try check("setns", path) { setns(target, NFSVSOCK_CLONE_NEWNET) }
+    }
+
     /// `withEntered` for bodies that fail with a SystemError.
     public static func withEntered<T>(_ path: String, _ body: () throws(SystemError) -> T) throws(SystemError) -> T {
         try withEntered(path, enterFailed: { $0 }, body)

@@ -24,7 +24,20 @@ public struct NFSDController {
         /// vsock ports the kernel refused, to be served by the bridge.
         public var vsockForBridge: [UInt32] = []
         public var bridgeListener: String? = nil
+        /// The nfsd instance in the bridge's network namespace, when the
+        /// bridge serves vsock.
+        public var bridgeInstance: BridgeInstance? = nil
         public var alreadyRunning = false
+    }
+
+    /// The nfsd instance that serves bridged guests, alone in the
+    /// bridge's network namespace.
+    public struct BridgeInstance: Sendable, Equatable {
+        public var namespace: String
+        public var listener: String
+        public var versions: [NFSVersion]
+        public var threads: Int
+        public var guestBlock: String
     }
 
     public func start(_ settings: NFSDSettings) throws(NFSDError) -> Report {
@@ -58,6 +71,14 @@ public struct NFSDController {
             try writeThreads(settings.threads)
             report.threads = settings.threads
             report.listeners = kernel.portlist
+            let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+            if BridgeNamespace(paths: kernel.paths).exists && bridgeKernel.threads > 0 {
+                do {
+                    try bridgeKernel.write("threads", NFSDProcText.number(settings.threads))
+                } catch {
+                    throw .system(error)
+                }
+            }
             return report
         }
 
@@ -103,32 +124,103 @@ public struct NFSDController {
                 report.listeners.append(socket.name)
                 log("listening on vsock:*:\(port) (kernel transport)")
             }
-            let hosts: [String?] = settings.hosts.isEmpty ? [nil] : settings.hosts
             var transports: [ListenerSocket.Transport] = []
             if settings.tcp { transports.append(.tcp) }
             if settings.udp { transports.append(.udp) }
-            for host in hosts {
+            for host in settings.listenHosts {
                 for transport in transports {
                     report.listeners += try handOver(host: host, port: settings.port, transport: transport)
                 }
             }
-            // The bridge reaches nfsd over loopback TCP: make sure such a
-            // listener exists even for -T or -H without a loopback address.
-            if !report.vsockForBridge.isEmpty {
-                let coversLoopback = settings.tcp && (settings.hosts.isEmpty || settings.hosts.contains { $0 == "127.0.0.1" || $0 == "localhost" })
-                if !coversLoopback {
-                    report.listeners += try handOver(host: "127.0.0.1", port: settings.port, transport: .tcp, purpose: " for the vsock bridge")
-                }
-                report.bridgeListener = "127.0.0.1:\(settings.port)"
+            // Threads on an nfsd without listeners would make the kernel
+            // open TCP and UDP 2049 on every address itself: a server
+            // asked for vsock only (-T -U --vsock) runs no host instance.
+            if !report.listeners.isEmpty {
+                try writeThreads(settings.threads)
+                report.threads = settings.threads
+                log("started \(settings.threads) threads")
             }
-            try writeThreads(settings.threads)
-            report.threads = settings.threads
-            log("started \(settings.threads) threads")
+            if !report.vsockForBridge.isEmpty {
+                let instance = try startBridgeInstance(settings)
+                report.bridgeInstance = instance
+                report.bridgeListener = instance.listener
+            }
             return report
         } catch {
             rollBack(saved: saved)
+            stopBridgeInstance()
             throw error
         }
+    }
+
+    /// Starts the nfsd instance that serves bridged guests, in a new
+    /// bridge namespace (a leftover one is stopped and replaced): NFSv4.1
+    /// and 4.2 only, the host's lease and grace times, TCP on 127.0.0.1
+    /// of that namespace, the host's thread count.
+    func startBridgeInstance(_ settings: NFSDSettings) throws(NFSDError) -> BridgeInstance {
+        guard let minors = settings.bridgeVersions else { throw .noBridgeVersions }
+        let namespace = BridgeNamespace(paths: kernel.paths)
+        if namespace.exists {
+            log("replacing the bridge's namespace left by an earlier server")
+            stopBridgeInstance()
+        }
+        do {
+            try namespace.create(block: settings.guestBlock)
+        } catch {
+            throw .bridgeNamespace("create \(namespace.pin)", error)
+        }
+        log("created network namespace \(BridgeNamespace.name) (\(namespace.pin)), guests from \(settings.guestBlock)")
+        let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        let listener = "127.0.0.1:\(settings.port)"
+        try namespace.withEntered(enterFailed: { NFSDError.bridgeNamespace("enter \(namespace.pin)", $0) }) { () throws(NFSDError) in
+            do throws(SystemError) {
+                try bridgeKernel.write("versions", NFSDProcText.bridgeVersions(minors))
+                if let lease = settings.leaseTime { try bridgeKernel.write("nfsv4leasetime", NFSDProcText.number(lease)) }
+                if let grace = settings.graceTime { try bridgeKernel.write("nfsv4gracetime", NFSDProcText.number(grace)) }
+            } catch {
+                throw .system(error)
+            }
+            // Opened here, so that the socket belongs to the namespace
+            // (portlist refuses sockets of another namespace).
+            let sockets: [ListenerSocket]
+            do throws(ListenerError) {
+                sockets = try ListenerSocket.inet(host: "127.0.0.1", port: settings.port, transport: .tcp)
+            } catch {
+                throw .listener(error)
+            }
+            defer { sockets.forEach { $0.close() } }
+            for socket in sockets {
+                do throws(SystemError) {
+                    try bridgeKernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
+                } catch {
+                    throw .handOver(.tcp, "\(socket.name) in namespace \(BridgeNamespace.name)", error)
+                }
+            }
+            do throws(SystemError) {
+                try bridgeKernel.write("threads", NFSDProcText.number(settings.threads))
+            } catch {
+                throw .system(error)
+            }
+        }
+        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", "))")
+        return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
+                              threads: settings.threads, guestBlock: "\(settings.guestBlock)")
+    }
+
+    /// Stops the bridge's nfsd instance and removes its namespace, if
+    /// there is one. Stop the bridge first: its sockets keep the
+    /// namespace alive.
+    @discardableResult
+    public func stopBridgeInstance() -> Bool {
+        let namespace = BridgeNamespace(paths: kernel.paths)
+        let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        guard namespace.exists || bridgeKernel.isMounted else { return false }
+        // threads and versions act on the namespace of the filesystem
+        // they belong to, whichever thread writes them.
+        if bridgeKernel.isMounted && bridgeKernel.threads > 0 { try? bridgeKernel.write("threads", "0\n") }
+        namespace.remove()
+        log("stopped the nfsd for vsock guests and removed namespace \(BridgeNamespace.name)")
+        return true
     }
 
     /// Opens TCP or UDP listeners for `host` (nil: every address) and hands
@@ -155,7 +247,9 @@ public struct NFSDController {
     }
 
     /// `rpc.nfsd 0`: stop every thread; the kernel drops the listeners.
+    /// The bridge's instance and namespace go too.
     public func stop() throws(NFSDError) {
+        stopBridgeInstance()
         guard kernel.isMounted else { return }
         try writeThreads(0)
         log("stopped the NFS server")

@@ -80,6 +80,10 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
     case listener(ListenerError)
     case handOver(ListenerSocket.Transport, String, SystemError)
     case noVsockTransport(port: UInt32, SystemError)
+    /// The bridge's namespace or its nfsd instance could not be set up:
+    /// vsock is not served (fail closed).
+    case bridgeNamespace(String, SystemError)
+    case noBridgeVersions
 
     public var description: String {
         switch self {
@@ -103,17 +107,12 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
                 return "the kernel could not register the \(transport.rawValue) listener \(name) with rpcbind (\(error)): NFSv3 needs rpcbind running; start it, or serve NFSv4 only with -N 3"
             }
             return "the kernel refused the \(transport.rawValue) listener \(name) (\(error))"
+        case .bridgeNamespace(let step, let error):
+            return "cannot set up the vsock bridge's network namespace (\(step): \(error)); vsock is not served: without the namespace any host process could pass as a guest"
+        case .noBridgeVersions:
+            return "vsock guests are served NFSv4.1 and 4.2 only (NFSv4.0 callbacks would have nfsd connect out from this host): enable 4.1 or 4.2"
         case .noVsockTransport(let port, let error):
             return "this kernel's NFS server has no AF_VSOCK transport (portlist refused the vsock:*:\(port) listener: \(error.errnoName)); vsock is not served: start the vsock bridge (nfs-vsock-bridge) for it"
         }
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let characters = Set(set)
-        guard let first = firstIndex(where: { !characters.contains($0) }),
-              let last = lastIndex(where: { !characters.contains($0) }) else { return "" }
-        return String(self[first...last])
     }
 }

@@ -1,4 +1,5 @@
 import NFSAdmin
+import NFSExports
 
 /// An NFS protocol version rpc.nfsd can switch: 3, 4 (all of v4), 4.0,
 /// 4.1, 4.2. NFSv2 is gone from current kernels and is always switched off.
@@ -39,6 +40,10 @@ public struct NFSDSettings: Sendable, Equatable {
     /// Where the kernel has no AF_VSOCK transport, serve --vsock ports
     /// through nfs-vsock-bridge (false: fail as before the bridge existed).
     public var vsockBridge = true
+    /// The loopback block bridged guests' addresses come from ([vsock]
+    /// loopback-block); recorded in the bridge's namespace for the bridge
+    /// and mountd.
+    public var guestBlock = VsockLoopbackMapping.default
     public var syslog = false
     public var debug = false
 
@@ -97,8 +102,33 @@ public struct NFSDSettings: Sendable, Equatable {
             }
         }
         if let value = try bool("vsock-bridge") { vsockBridge = value }
+        if let block = conf.value("vsock", "loopback-block") {
+            switch VsockLoopbackMapping.parse(block.text) {
+            case .success(let mapping): guestBlock = mapping
+            case .failure(let problem): throw Problem(message: "\(block.file):\(block.line): [vsock] loopback-block: \(problem)")
+            }
+        }
         if let value = try bool("debug") { debug = value }
         if let value = try bool("syslog") { syslog = value }
+    }
+
+    /// Where the host's nfsd listens: the -H / host= addresses; with none
+    /// given, every address, except that a server asked for vsock listens
+    /// on 127.0.0.1 only (vsock guests never need the network; -H opens
+    /// whatever the administrator names). nil stands for every address.
+    public var listenHosts: [String?] {
+        if !hosts.isEmpty { return hosts }
+        return vsockPorts.isEmpty ? [nil] : ["127.0.0.1"]
+    }
+
+    /// The versions of the nfsd instance that serves bridged guests: the
+    /// NFSv4 minor versions 1 and 2 that are on, never NFSv3 (the bridge
+    /// carries no MOUNT or NLM) and never NFSv4.0, whose callbacks have the
+    /// server connect out to an address the client names. Nil when neither
+    /// 4.1 nor 4.2 is on.
+    public var bridgeVersions: [NFSVersion]? {
+        let versions = [NFSVersion.v4_1, .v4_2].filter(isEnabled)
+        return versions.isEmpty ? nil : versions
     }
 
     /// Checks that the settings describe a server that can exist.
@@ -130,6 +160,15 @@ public enum NFSDProcText {
             for minor in NFSVersion.minorVersions {
                 text += (settings.isEnabled(minor) ? "+" : "-") + minor.rawValue + " "
             }
+        }
+        return text + "\n"
+    }
+
+    /// versions for the bridge's nfsd instance: "-2 -3 +4 -4.0 +4.1 +4.2 \n".
+    public static func bridgeVersions(_ minors: [NFSVersion]) -> String {
+        var text = "-2 -3 +4 "
+        for minor in NFSVersion.minorVersions {
+            text += (minors.contains(minor) ? "+" : "-") + minor.rawValue + " "
         }
         return text + "\n"
     }

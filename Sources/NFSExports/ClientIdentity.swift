@@ -63,10 +63,13 @@ extension ClientSpec {
     public func matches(_ client: ClientIdentity, nameService: some NameService) -> Bool {
         switch client.address {
         case .vsock(let cid):
+            // vsock:* and ranges mean guests (CIDs 3 and up): CID 1 (the
+            // loopback transport, which every process and container on
+            // this host reaches) and 2 (the host) only by explicit vsock:N.
             switch self {
             case .vsock(let wanted): return cid == wanted
-            case .vsockRange(let first, let last): return first <= cid && cid <= last
-            case .vsockAny: return true
+            case .vsockRange(let first, let last): return ClientSpec.isGuestCID(cid) && first <= cid && cid <= last
+            case .vsockAny: return ClientSpec.isGuestCID(cid)
             default: return false
             }
         case .ip(let rawAddress):

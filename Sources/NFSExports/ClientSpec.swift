@@ -63,6 +63,12 @@ public enum ClientSpec: Sendable, Hashable {
     public static let vsockPrefix = "vsock:"
     /// VMADDR_CID_ANY; not a usable CID.
     public static let maxCID: VsockCID = 0xFFFF_FFFE
+    /// The lowest guest CID: 0 is the hypervisor, 1 the local loopback
+    /// transport, 2 the host.
+    public static let firstGuestCID: VsockCID = 3
+
+    /// Whether `cid` is a guest's (what vsock:* and ranges match).
+    public static func isGuestCID(_ cid: VsockCID) -> Bool { cid >= firstGuestCID && cid <= maxCID }
 
     /// Parses the client part of an exports entry (before any `(`).
     public static func parse(_ text: Substring) -> Result<ClientSpec, ParseError> {

@@ -49,12 +49,20 @@ enum ExportsLint {
     }
 
     private static func reservedCIDWarnings(first: VsockCID, last: VsockCID, entry: ExportEntry) -> [Diagnostic] {
-        let names: [VsockCID: String] = [0: "the hypervisor", 1: "the local loopback transport", 2: "the host itself"]
-        return ([0, 1, 2] as [VsockCID]).compactMap { cid -> Diagnostic? in
-            guard first <= cid && cid <= last, let name = names[cid] else { return nil }
-            return Diagnostic(.warning, entry.location,
-                              "vsock CID \(cid) is \(name), not a guest: \(entry.clientName) grants \(entry.path) to it",
-                              hint: "guests have CIDs 3 and up")
+        let names: [VsockCID: String] = [
+            0: "the hypervisor, which never connects",
+            1: "the local loopback transport: every process and container on this host can connect as CID 1",
+            2: "the host itself (seen only when this host is a VM)",
+        ]
+        if first == last {
+            guard let name = names[first] else { return [] }
+            return [Diagnostic(.warning, entry.location,
+                               "vsock CID \(first) is \(name); \(entry.clientName) grants \(entry.path) to it",
+                               hint: "guests have CIDs 3 and up; name CID \(first) only for tests on this host")]
         }
+        guard first < ClientSpec.firstGuestCID else { return [] }
+        return [Diagnostic(.warning, entry.location,
+                           "\(entry.clientName) matches guests only (CIDs 3 and up): CIDs \(first)-\(min(last, ClientSpec.firstGuestCID - 1)) are not guests and are never matched by a range",
+                           hint: "start the range at 3; name vsock:1 or vsock:2 explicitly if you mean them")]
     }
 }

@@ -7,9 +7,11 @@
 /// CID c maps to block base + c. CID 0 (the hypervisor) and CIDs beyond the
 /// block's size have no address: the bridge refuses them. CID 1 (the local
 /// loopback transport: a process on this host) and 2 (the host) do map, so
-/// that `vsock:1` rules work for loopback tests; exports(5) warns about them.
-/// Every address in the block is a vsock address: IP rules never match it,
-/// and an address that is not a valid mapping gets no access at all.
+/// that explicit `vsock:1` rules work for loopback tests; `vsock:*` and
+/// ranges never match them. Every address in the block is a vsock address:
+/// IP rules never match it, and an address that is not a valid mapping
+/// gets no access at all. The block never holds 127.0.0.0/24 (127.0.0.1 is
+/// nfsd's own listener and what host processes use).
 public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible {
     public let base: UInt32
     public let prefix: Int
@@ -22,16 +24,37 @@ public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible 
     }
 
     /// Parses "127.128.0.0/9": an aligned block inside 127.0.0.0/8, at
-    /// least /9 and at most /24.
+    /// least /9 and at most /24, that does not hold 127.0.0.0/24.
     public init?(_ text: String) {
-        let parts = text.split(separator: "/")
+        guard case .success(let mapping) = Self.parse(text) else { return nil }
+        self = mapping
+    }
+
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        init(_ message: String) { self.message = message }
+        public var description: String { message }
+    }
+
+    /// What a block must be, in words for the administrator.
+    public static let requirement = "an aligned block from /9 to /24 inside 127.0.0.0/8 that does not hold 127.0.0.0/24 (e.g. 127.128.0.0/9)"
+
+    public static func parse(_ text: String) -> Result<VsockLoopbackMapping, Problem> {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, case .v4(let address)? = IPAddress(ipv4: parts[0]),
               let prefix = Int(parts[1]), (9...24).contains(prefix),
               address >> 24 == 127
-        else { return nil }
+        else { return .failure(Problem("\"\(text)\" is not \(requirement)")) }
         let mask: UInt32 = ~(UInt32.max >> UInt32(prefix))
-        guard address & ~mask == 0 else { return nil }
-        self.init(base: address, prefix: prefix)
+        guard address & ~mask == 0 else {
+            return .failure(Problem("\"\(text)\" is not aligned: \(IPAddress.v4(address & mask))/\(prefix) is the block that holds it"))
+        }
+        // 127.0.0.0/24 inside the block: guests would arrive as addresses
+        // host processes use, and IP rules (127.0.0.1) would match them.
+        if address & mask == 0x7F00_0000 {
+            return .failure(Problem("\"\(text)\" holds 127.0.0.0/24 (127.0.0.1 and the addresses host processes use): choose a block such as 127.128.0.0/9"))
+        }
+        return .success(VsockLoopbackMapping(base: address, prefix: prefix))
     }
 
     public var description: String { "\(IPAddress.v4(base))/\(prefix)" }

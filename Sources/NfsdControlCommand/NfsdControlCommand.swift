@@ -147,25 +147,36 @@ public struct NfsdControlCommand: ParsableCommand {
             if report.vsockForBridge.isEmpty && !report.alreadyRunning { bridge.clearWanted() }
             if settings.threads > 0 && !report.alreadyRunning {
                 logger.notice("nfsd: \(report.threads) threads; listening on \(report.listeners.joined(separator: ", "))")
+                // Where the server can be reached, whether or not -d is given.
+                for listener in report.listeners { logger.always("rpc.nfsd: listening on \(listener)") }
+                if report.listeners.isEmpty { logger.always("rpc.nfsd: no IP listener: IP clients are not served") }
             }
             for port in report.vsockServedByKernel {
                 logger.always("rpc.nfsd: vsock port \(port): served by the kernel")
             }
-            if !report.vsockForBridge.isEmpty, let target = report.bridgeListener {
+            if !report.vsockForBridge.isEmpty, let instance = report.bridgeInstance {
                 let ports = report.vsockForBridge.map(String.init).joined(separator: ", ")
+                let target = instance.listener
+                let versions = instance.versions.map(\.rawValue).joined(separator: " and ")
+                let through = "through its own nfsd (tcp \(target) in network namespace \(BridgeNamespace.name), NFSv\(versions); NFSv4.0 is off for guests: its callbacks would have nfsd connect out from this host)"
                 do {
                     try bridge.markWanted(ports: report.vsockForBridge, target: target)
                 } catch {
                     logger.error("rpc.nfsd: \(error)")
                 }
                 if BridgeProcess.underSystemd(ProcessEnvironment.current) {
-                    logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) through tcp \(target)")
+                    logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) \(through)")
                 } else {
                     do {
+                        let user = NFSConf.load(paths: paths).value("vsock", "user")?.text ?? "nfs-vsock-bridge"
+                        guard Privileges.account(user) != nil else {
+                            throw SystemError("getpwnam", "\(user), the user nfs-vsock-bridge runs as (create it: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(user); or set [vsock] user)", errno: ENOENT)
+                        }
                         let pid = try bridge.start(ports: report.vsockForBridge, target: target)
-                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(pid)) through tcp \(target)")
+                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(pid), user \(user)) \(through)")
                     } catch {
                         try? controller.stop()
+                        bridge.clearWanted()
                         logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); the server was stopped")
                         throw ExitCode.failure
                     }

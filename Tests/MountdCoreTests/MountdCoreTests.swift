@@ -203,3 +203,42 @@ struct ExportAuthorityIndexTests {
         }
     }
 }
+
+@Suite("who a client is, by the nfsd that asks")
+struct UpcallViewTests {
+    let block = VsockLoopbackMapping.default
+
+    @Test("at the host's nfsd a guest-block address is nobody; IP and kernel vsock clients are themselves", arguments: [
+        ("127.128.0.5", nil as ClientAddress?), ("127.128.0.0", nil), ("127.0.0.1", .ip(IPAddress("127.0.0.1")!)),
+        ("10.1.2.3", .ip(IPAddress("10.1.2.3")!)), ("::ffff:127.128.0.9", nil),
+    ])
+    func host(address: String, expected: ClientAddress?) {
+        let view = UpcallView.host(guestBlocks: [block])
+        switch view.identity(of: .ip(IPAddress(address)!)) {
+        case .client(let client): #expect(client == expected)
+        case .nobody(let reason):
+            #expect(expected == nil)
+            #expect(reason.contains("not the bridge's"))
+        }
+        #expect(view.identity(of: .vsock(7)) == .client(.vsock(7)))
+    }
+
+    @Test("in the bridge's namespace a block address is that guest; anything else is nobody", arguments: [
+        ("127.128.0.5", ClientAddress.vsock(5) as ClientAddress?), ("127.128.0.1", .vsock(1)), ("127.128.0.0", nil),
+        ("127.0.0.1", nil), ("10.1.2.3", nil),
+    ])
+    func bridge(address: String, expected: ClientAddress?) {
+        switch UpcallView.bridge(block).identity(of: .ip(IPAddress(address)!)) {
+        case .client(let client): #expect(client == expected)
+        case .nobody: #expect(expected == nil)
+        }
+    }
+
+    @Test("a block the bridge was not started with gives nothing (mountd and the bridge must agree)")
+    func otherBlock() {
+        let other = VsockLoopbackMapping("127.64.0.0/10")!
+        guard let address = other.address(of: 5) else { Issue.record("no address"); return }
+        #expect(UpcallView.bridge(block).identity(of: .ip(address)) != .client(.vsock(5)))
+        #expect(UpcallView.bridge(other).identity(of: .ip(address)) == .client(.vsock(5)))
+    }
+}

@@ -57,6 +57,28 @@ struct MatchingTests {
         #expect(table(Self.exports).entry(for: .vsock(cid), path: path, nameService: names)?.clientName == expected)
     }
 
+    @Test("vsock:* and ranges mean guests (CIDs 3 and up); CIDs 1 and 2 only by name", arguments: [
+        (VsockCID(1), "vsock:1"), (2, "vsock:2"), (3, "vsock:*"), (4, "vsock:1-99"), (99, "vsock:1-99"), (100, "vsock:*"),
+    ])
+    func reservedCIDs(cid: VsockCID, expected: String) {
+        let t = table("""
+            /srv/any vsock:*(ro)
+            /srv/range vsock:1-99(ro)
+            /srv/one vsock:1(ro)
+            /srv/two vsock:2(ro)
+
+            """)
+        let visible = t.exports(for: .vsock(cid), nameService: names).map(\.clientName)
+        switch cid {
+        case 1: #expect(visible == ["vsock:1"])
+        case 2: #expect(visible == ["vsock:2"])
+        default:
+            #expect(visible.contains("vsock:*") && !visible.contains("vsock:1") && !visible.contains("vsock:2"))
+            #expect(visible.contains("vsock:1-99") == (cid <= 99))
+        }
+        #expect(visible.contains(expected))
+    }
+
     @Test("a lone * never matches a vsock guest, and vsock rules never match IP clients")
     func separation() {
         let t = table(Self.exports)

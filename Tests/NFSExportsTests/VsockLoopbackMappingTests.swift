@@ -48,8 +48,17 @@ struct VsockLoopbackMappingTests {
     @Test("configurable blocks", arguments: [
         ("127.128.0.0/9", true), ("127.200.0.0/16", true), ("127.0.0.0/8", false), ("10.0.0.0/16", false),
         ("127.128.0.1/9", false), ("127.1.0.0/25", false), ("127.1.0.0", false),
+        ("127.0.0.0/9", false), ("127.0.0.0/16", false), ("127.0.0.0/24", false), ("127.0.1.0/24", true),
     ])
     func blocks(text: String, valid: Bool) {
         #expect((VsockLoopbackMapping(text) != nil) == valid)
+    }
+
+    @Test("a block that holds 127.0.0.1 is refused with the reason", arguments: [
+        ("127.0.0.0/9", "holds 127.0.0.0/24"), ("127.128.0.1/9", "not aligned: 127.128.0.0/9"), ("10.0.0.0/16", "inside 127.0.0.0/8"),
+    ])
+    func refusals(text: String, reason: String) {
+        guard case .failure(let problem) = VsockLoopbackMapping.parse(text) else { Issue.record("accepted \(text)"); return }
+        #expect(problem.message.contains(reason), "\(problem)")
     }
 }
