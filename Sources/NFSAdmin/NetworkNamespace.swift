@@ -98,6 +98,7 @@ public enum NetworkNamespace {
         }
         defer { close(home) }
         do {
+            try makeSharedMountPoint(PathSplit.directory(path))
             // The mount point: a new empty file (never an existing one, nor
             // a symlink planted there).
             let placeholder = try check("create", path) {
@@ -129,6 +130,20 @@ public enum NetworkNamespace {
             unlink(path)
             throw error
         }
+    }
+
+    /// Makes `directory` a shared mount point, as `ip netns add` does for
+    /// /run/netns: a pin made there then reaches every mount namespace
+    /// copied from this one (services with a sandbox), and unpinning
+    /// reaches them too. Without it, the first `ip netns add` after the pin
+    /// would bind /run/netns over itself and keep a hidden copy of the pin
+    /// that no unmount at the path removes.
+    static func makeSharedMountPoint(_ directory: String) throws(SystemError) {
+        if mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) == 0 { return }
+        guard errno == EINVAL else { throw SystemError("mount --make-rshared", directory, errno: errno) }
+        // Not a mount point yet.
+        try check("mount --rbind", "\(directory) on itself") { mount(directory, directory, "none", UInt(MS_BIND | MS_REC), nil) }
+        try check("mount --make-rshared", directory) { mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) }
     }
 
     /// Unpins the namespace at `path` (it lives on while something is

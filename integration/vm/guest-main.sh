@@ -74,6 +74,15 @@ setup() {
   rm -f /etc/exports.d/* /etc/nfs.conf.d/*
   : > /etc/nfs.conf
   mkdir -p "$VMT_ROOT" "$VMT_STATE"
+  # The user nfs-vsock-bridge runs as when rpc.nfsd starts it (make install
+  # documents it; /etc is the VM's overlay).
+  # (useradd cannot write /etc/shadow on virtme's overlay: add the lines.)
+  if ! id nfs-vsock-bridge >/dev/null 2>&1; then
+    local id=990
+    while getent passwd "$id" >/dev/null || getent group "$id" >/dev/null; do id=$((id - 1)); done
+    echo "nfs-vsock-bridge:x:$id:" >> /etc/group
+    echo "nfs-vsock-bridge:x:$id:$id:nfs-vsock-bridge:/nonexistent:/usr/sbin/nologin" >> /etc/passwd
+  fi
   [ -n "$EXPORTFS" ] || { echo "BIN_DIR (or EXPORTFS) is not set"; return 1; }
   [ -x "$EXPORTFS" ] || { echo "exportfs under test is missing: $EXPORTFS"; return 1; }
   for t in "$REF_EXPORTFS" "$REF_NFSD" "$REF_MOUNTD" rpcbind rpcinfo mount.nfs mkfs.ext4 nsenter ip; do

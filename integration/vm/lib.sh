@@ -224,11 +224,41 @@ vmt_is_reference_exportfs() {
   [ "$(readlink -f "$EXPORTFS")" == "$(readlink -f "$REF_EXPORTFS")" ]
 }
 
+# The bridge path's private network namespace (rpc.nfsd --vsock makes it on
+# kernels without an AF_VSOCK nfsd transport) and its nfsd filesystem.
+VMT_BRIDGE_NS=/run/netns/nfs-vsock
+VMT_BRIDGE_NFSD=/run/nfs-vsock/nfsd
+
+# vmt_in_bridge_ns cmd...: run in the bridge's network namespace (its
+# /proc/net/rpc caches, its nfsd's listener); the mount namespace stays.
+vmt_in_bridge_ns() { nsenter "--net=$VMT_BRIDGE_NS" "$@"; }
+
+# vmt_bridge_pid: the bridge rpc.nfsd started (its pid file: "PID [START]").
+vmt_bridge_pid() { [ -f /run/nfs-vsock-bridge.pid ] && read -r p _ < /run/nfs-vsock-bridge.pid && echo "$p"; }
+
+# vmt_stop_rpcnfsd_bridge: stop the bridge rpc.nfsd started (a scenario that
+# wants its own options runs its own in the foreground instead; it joins the
+# same namespace).
+vmt_stop_rpcnfsd_bridge() {
+  local pid
+  pid=$(vmt_bridge_pid) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  wait_for 10 "the bridge rpc.nfsd started (pid $pid) to stop" vmt_pid_gone "$pid"
+}
+
+# vmt_end_bridge_grace: end the grace period of the bridge's nfsd too
+# (best effort; the kernel may refuse it there, rpc.nfsd -G 10 bounds it).
+vmt_end_bridge_grace() {
+  [ -e "$VMT_BRIDGE_NFSD/v4_end_grace" ] || return 0
+  vmt_in_bridge_ns sh -c "echo Y > $VMT_BRIDGE_NFSD/v4_end_grace" 2>/dev/null || true
+}
+
 # A scenario must start from nothing: no exports, no server, no NFS mounts.
 vmt_assert_clean_state() {
   local threads
   threads=$(cat /proc/fs/nfsd/threads 2>/dev/null || echo 0)
   [ "$threads" == 0 ] || fail "precondition: nfsd already running ($threads threads)"
+  [ ! -e "$VMT_BRIDGE_NS" ] || fail "precondition: the bridge's namespace $VMT_BRIDGE_NS exists"
   [ ! -s "$NFS_STATE_DIR/etab" ] || fail "precondition: $NFS_STATE_DIR/etab not empty"
   [ -z "$(findmnt -rn -t nfs,nfs4 -o TARGET)" ] || fail "precondition: NFS mounts present"
 }
@@ -243,10 +273,17 @@ vmt_reset() {
   for t in $(findmnt -rn -t nfs,nfs4 -o TARGET | sort -r); do
     timeout 10 umount -f "$t" 2>/dev/null || umount -l "$t"
   done
-  # 2. The kernel server.
+  # 2. The kernel server, the bridge rpc.nfsd started, the bridge's nfsd and
+  #    its namespace.
   if [ "$(cat /proc/fs/nfsd/threads 2>/dev/null || echo 0)" != 0 ]; then
     timeout 20 "$REF_NFSD" 0 || echo 0 > /proc/fs/nfsd/threads
   fi
+  if pid=$(vmt_bridge_pid); then kill "$pid" 2>/dev/null; rm -f /run/nfs-vsock-bridge.pid; fi
+  if [ -e "$VMT_BRIDGE_NFSD/threads" ]; then
+    echo 0 > "$VMT_BRIDGE_NFSD/threads"
+    umount -l "$VMT_BRIDGE_NFSD"
+  fi
+  rm -f /run/nfs-vsock/guest-block /run/nfs-vsock-bridge.wanted
   # 3. Daemons we started (by pid file, never by name).
   for pidf in "$VMT_STATE"/*.pid; do
     [ -f "$pidf" ] || continue
@@ -293,6 +330,12 @@ vmt_flush_caches() {
     [ -w "/proc/net/rpc/$c/flush" ] && echo "$(date +%s)" > "/proc/net/rpc/$c/flush"
   done
   return 0
+}
+
+# vmt_cache_content CACHE [bridge]: a cache's content in the host's
+# namespace, or the bridge's.
+vmt_cache_content() {
+  if [ "${2:-}" == bridge ]; then vmt_in_bridge_ns cat "/proc/net/rpc/$1/content"; else cat "/proc/net/rpc/$1/content"; fi
 }
 
 # ---------------------------------------------------------------- file systems

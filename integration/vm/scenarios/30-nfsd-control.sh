@@ -9,8 +9,11 @@
 #   5. restart with other versions (-N 4.1): a 4.1 mount fails, 4.2 works;
 #   6. --vsock 2049 on this kernel (no AF_VSOCK transport in nfsd): with
 #      --no-vsock-bridge the missing-transport line, exit non-zero, threads
-#      0, no listener added; by default a loopback listener and the bridge,
-#      and a line saying the bridge serves vsock; rpc.nfsd 0 stops both;
+#      0, no listener added; by default (-T) no host listener or threads,
+#      the bridge and its own nfsd in network namespace nfs-vsock (NFSv4.1
+#      and 4.2 only, tcp 127.0.0.1:2049 there), and a line saying so;
+#      without -T and -H the host's nfsd listens on 127.0.0.1 only and
+#      keeps NFSv4.0 for IP clients; rpc.nfsd 0 stops all of it;
 #   7. a port in use is reported as such and leaves nothing behind;
 #   8. status and status --json.
 set -euo pipefail
@@ -98,21 +101,60 @@ grep -q "no AF_VSOCK transport" <<<"$VMT_OUT" || fail "no missing-transport line
 [ -z "$(portlist)" ] || fail "listeners left behind: $(portlist)"
 [ "$(cat /proc/fs/nfsd/versions)" = "$before" ] || fail "versions changed: $before -> $(cat /proc/fs/nfsd/versions)"
 
-vmt_step "6b. --vsock 2049: the bridge serves vsock through a loopback listener"
+vmt_step "6b. -T --vsock 2049: no IP service; the bridge and its own nfsd in namespace nfs-vsock"
 vmt_capture "$NFSD" -N 3 -T --vsock 2049 8
 [ "$VMT_RC" = 0 ] || fail "--vsock with the bridge failed"
-grep -q "served by nfs-vsock-bridge (pid [0-9]*) through tcp 127.0.0.1:2049" <<<"$VMT_OUT" || fail "no line saying the bridge serves vsock"
-[ "$(portlist)" = "tcp 2049;" ] || fail "portlist '$(portlist)'"
-ss -ltn | grep -q "127.0.0.1:2049" || fail "no loopback listener for the bridge"
-! ss -ltn | grep -qE "(0\.0\.0\.0|\*|\[::\]):2049" || fail "-T --vsock listens on every address"
-bridge_pid=$(cat /run/nfs-vsock-bridge.pid)
+grep -q "served by nfs-vsock-bridge (pid [0-9]*, user nfs-vsock-bridge) through its own nfsd (tcp 127.0.0.1:2049 in network namespace nfs-vsock, NFSv4.1 and 4.2; NFSv4.0 is off for guests" <<<"$VMT_OUT" \
+  || fail "no line saying the bridge serves vsock through its own nfsd"
+assert_contains "$VMT_OUT" "no IP listener: IP clients are not served" "-T --vsock: said there is no IP service"
+[ -z "$(portlist)" ] && [ "$(threads)" = 0 ] || fail "-T --vsock started the host's nfsd: threads $(threads), '$(portlist)'"
+! ss -ltn | grep -q ":2049 " || fail "-T --vsock listens on the host: $(ss -ltn | grep 2049)"
+assert_eq "tcp 2049;" "$(tr '\n' ';' < "$VMT_BRIDGE_NFSD/portlist")" "the bridge's nfsd listens on tcp 2049"
+assert_eq 8 "$(cat "$VMT_BRIDGE_NFSD/threads")" "the bridge's nfsd threads"
+assert_eq "-3 +4 -4.0 +4.1 +4.2" "$(cat "$VMT_BRIDGE_NFSD/versions")" "the bridge's nfsd versions (no NFSv3, no NFSv4.0)"
+vmt_in_bridge_ns ss -ltn | grep -q "127.0.0.1:2049" || fail "no 127.0.0.1:2049 listener in the bridge's namespace"
+assert_eq 127.128.0.0/9 "$(cat /run/nfs-vsock/guest-block)" "the recorded guest block"
+bridge_pid=$(vmt_bridge_pid)
 kill -0 "$bridge_pid" || fail "the bridge is not running"
 vmt_defer "kill $bridge_pid 2>/dev/null"
+assert_eq "$(stat -L -c %i "$VMT_BRIDGE_NS")" "$(stat -L -c %i "/proc/$bridge_pid/ns/net")" "the bridge runs in namespace nfs-vsock"
+assert_eq "$(id -u nfs-vsock-bridge)" "$(awk '/^Uid:/ { print $3 }' "/proc/$bridge_pid/status")" "the bridge runs as nfs-vsock-bridge"
+assert_eq 0000000000000000 "$(awk '/^CapEff:/ { print $2 }' "/proc/$bridge_pid/status")" "the bridge keeps no capability"
+assert_eq 0000000000000000 "$(awk '/^CapPrm:/ { print $2 }' "/proc/$bridge_pid/status")" "the bridge cannot regain a capability"
 "$NFSD" status | grep -q "vsock:      served by nfs-vsock-bridge (pid $bridge_pid)" || fail "status does not show the bridge"
 vmt_run "$NFSD" status
 vmt_run "$NFSD" 0
 [ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "stop left threads $(threads), '$(portlist)'"
 ! kill -0 "$bridge_pid" 2>/dev/null || fail "rpc.nfsd 0 left the bridge running"
+[ ! -e "$VMT_BRIDGE_NS" ] || fail "rpc.nfsd 0 left the namespace $VMT_BRIDGE_NS"
+[ ! -e "$VMT_BRIDGE_NFSD/threads" ] || fail "rpc.nfsd 0 left the bridge's nfsd filesystem mounted"
+
+vmt_step "6c. --vsock 2049 without -H: the host's nfsd on 127.0.0.1 only, NFSv4.0 kept for IP clients"
+vmt_capture "$NFSD" -N 3 --vsock 2049 8
+[ "$VMT_RC" = 0 ] || fail "--vsock failed"
+assert_contains "$VMT_OUT" "rpc.nfsd: listening on tcp 127.0.0.1:2049" "rpc.nfsd prints where it listens"
+vmt_note "listeners: $(ss -ltnH | awk '{ print $4 }' | grep ':2049$' | paste -sd ' ')"
+assert_eq "127.0.0.1:2049" "$(ss -ltnH | awk '{ print $4 }' | grep ':2049$' | paste -sd ' ')" "the host's nfsd listens on 127.0.0.1 only (no 0.0.0.0, no [::])"
+assert_contains "$(cat /proc/fs/nfsd/versions)" "+4.0" "IP clients keep NFSv4.0"
+assert_contains "$(cat "$VMT_BRIDGE_NFSD/versions")" "-4.0" "guests get no NFSv4.0"
+bridge_pid=$(vmt_bridge_pid)
+vmt_run "$NFSD" 0
+[ ! -e "$VMT_BRIDGE_NS" ] && ! kill -0 "$bridge_pid" 2>/dev/null || fail "rpc.nfsd 0 left the bridge or its namespace"
+
+vmt_step "6d. the bridge refuses to run outside its namespace, and a block holding 127.0.0.1"
+vmt_capture "$BIN_DIR/nfs-vsock-bridge" --vsock 2049 --status-file none
+[ "$VMT_RC" != 0 ] || fail "the bridge ran without its namespace"
+assert_contains "$VMT_OUT" "the bridge's network namespace $VMT_BRIDGE_NS does not exist" "bridge without its namespace"
+vmt_capture "$BIN_DIR/nfs-vsock-bridge" --loopback-block 127.64.0.0/10
+[ "$VMT_RC" != 0 ] || fail "the bridge took --loopback-block"
+assert_contains "$VMT_OUT" "--loopback-block is gone: set loopback-block in [vsock] of /etc/nfs.conf" "--loopback-block refused"
+printf '[vsock]\nloopback-block = 127.0.0.0/9\n' > /etc/nfs.conf
+vmt_defer ": > /etc/nfs.conf"
+vmt_capture "$NFSD" -N 3 --vsock 2049 8
+[ "$VMT_RC" != 0 ] || fail "rpc.nfsd took a guest block holding 127.0.0.1"
+assert_contains "$VMT_OUT" "holds 127.0.0.0/24" "a block holding 127.0.0.1 refused"
+[ "$(threads)" = 0 ] && [ ! -e "$VMT_BRIDGE_NS" ] || fail "a refused block left a server behind"
+: > /etc/nfs.conf
 
 vmt_step "7. a port in use"
 python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 2050)); s.listen(); time.sleep(60)' &

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # NFS over vsock on a stock kernel, with our tools only: nfsd-control
-# (loopback-only), mountd, nfs-vsock-bridge and mount.vsock, over the
-# vsock loopback transport (the local CID is 1):
+# (loopback-only; the bridge's own nfsd in namespace nfs-vsock), mountd,
+# nfs-vsock-bridge and mount.vsock, over the vsock loopback transport (the
+# local CID is 1, named explicitly as vsock:1: vsock:* means guests only):
 #   1. mount -t vsock 1:/vm1 (util-linux finding mount.vsock) reads and
 #      writes; its relay exits within 10 s of the umount at the end;
 #   2. an export only for vsock:7 is refused; a *(rw) export is not visible
@@ -52,11 +53,15 @@ $R8/vm8    vsock:8(rw,insecure)
 EOF2
 vmt_run "$EXPORTFS" -ra
 
-vmt_step "the server: loopback-only nfsd, mountd, the bridge"
-vmt_run "$NFSD" -N 3 -H 127.0.0.1 8
+vmt_step "the server: loopback-only nfsd, the bridge's nfsd in its namespace, mountd, the bridge"
+vmt_run "$NFSD" -N 3 -H 127.0.0.1 -G 10 --vsock 2049 8
 [ "$(tr '\n' ';' < /proc/fs/nfsd/portlist)" = "tcp 2049;" ] || fail "nfsd listens beyond loopback"
+# rpc.nfsd started a bridge with the defaults; this scenario runs its own
+# (hybrid sockets, -d) in the foreground, as an administrator may.
+vmt_stop_rpcnfsd_bridge
 vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -N 3 -d all
 wait_for 10 "mountd" vmt_holds_channels "$(vmt_pid mountd)"
+wait_for 10 "mountd to answer the bridge's nfsd" grep -q "answering the vsock bridge's nfsd too" "$W/mountd.log"
 start_bridge() {
   vmt_start_daemon bridge "$W/bridge.log" "$BRIDGE" --vsock 2049 --target 127.0.0.1:2049 \
     --unix "$W/vm7.vsock_2049=7" --unix "$W/vm8.vsock_2049=8" -d
@@ -64,6 +69,7 @@ start_bridge() {
 }
 start_bridge
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+vmt_end_bridge_grace
 
 guest_ns() { # name: a network namespace with only loopback, for one guest
   vmt_run ip netns add "$1"
@@ -88,7 +94,8 @@ timeout 20 sync -f "$W/m1/f"
 assert_eq "over vsock $token" "$(cat "$R1/vm1/f")" "written over vsock"
 grep -q "vsock:1:[0-9]* connected as 127.128.0.1 (privileged port)" "$W/bridge.log" || fail "the bridge did not map CID 1 to 127.128.0.1"
 grep -q "granted access to $R1/vm1 for vsock:1" "$W/mountd.log" || fail "mountd did not grant vsock:1"
-assert_contains "$(cat /proc/net/rpc/auth.unix.ip/content)" "127.128.0.1" "the kernel saw the guest's mapped address"
+assert_contains "$(vmt_cache_content auth.unix.ip bridge)" "127.128.0.1 vsock:1" "the bridge's nfsd saw the guest's mapped address"
+assert_not_contains "$(vmt_cache_content auth.unix.ip)" "127.128.0.1" "the host's nfsd never saw the guest"
 
 vmt_step "2. refusals: vsock:7's export, the * export, and an IP client on the vsock export"
 mkdir -p "$W/m2"

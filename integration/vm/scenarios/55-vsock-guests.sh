@@ -45,10 +45,14 @@ $R7      vsock:7(ro,fsid=0,insecure)
 $R7/vm7  vsock:7(rw,insecure)
 EOF2
 vmt_run "$EXPORTFS" -ra
-vmt_run "$NFSD" -N 3 -H 127.0.0.1 8
+vmt_run "$NFSD" -N 3 -H 127.0.0.1 -G 10 --vsock 2049 8
+# This scenario starts and stops its own bridge (cap, hybrid socket).
+vmt_stop_rpcnfsd_bridge
 vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -N 3
 wait_for 10 "mountd" vmt_holds_channels "$(vmt_pid mountd)"
+wait_for 10 "mountd to answer the bridge's nfsd" grep -q "answering the vsock bridge's nfsd too" "$W/mountd.log"
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+vmt_end_bridge_grace
 for ns in g1 g1u; do
   vmt_run ip netns add "$ns"
   vmt_run ip -n "$ns" link set lo up
