@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
-        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports"]),
+        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <net/if.h>
+#include <sys/fsuid.h>
 #include <linux/vm_sockets.h>
 
 /* glibc declares these only under _GNU_SOURCE, which Swift's Glibc module

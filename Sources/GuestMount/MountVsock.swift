@@ -12,7 +12,13 @@ public enum MountVsock {
         usage: mount.vsock [CID]:/export DIR [-o options] [-v] [-f] [-n]
                mount -t vsock 2:/export DIR        (fstab: 2:/export DIR vsock defaults 0 0)
         CID is the host's vsock CID (default 2). Options: vsock_port=N (default 2049), cid=N,
-        and NFS options (ro, soft, vers=4.2, ...); NFSv4.1 over the relay by default.
+        and NFS options (ro, soft, vers=4.2, ...); NFSv4.1 over the relay by default, vers=4
+        tries 4.2 then 4.1. NFSv4.0 (vers=4.0, minorversion=0) is refused: the host serves
+        only NFSv4.1 and 4.2 to vsock guests.
+        The relay listens on 127.0.0.1 at the highest free port below
+        net.ipv4.ip_unprivileged_port_start (at most 1023), so only root can take its place;
+        it forwards from a privileged vsock port only connections from a port below 1024
+        whose socket root owns. lo is brought up if it is down.
 
         """
 
@@ -38,6 +44,9 @@ public enum MountVsock {
 
     static func run(_ request: MountVsockRequest, arguments: [String]) -> Int32 {
         guard geteuid() == 0 else { return fail("must be run as root", status: 1) }
+        if request.verbose {
+            Console.err("mount.vsock: called as mount.vsock \(arguments.joined(separator: " "))\n")
+        }
         let relay = VsockRelay(cid: request.cid, port: request.vsockPort)
         // 1. vsock and the host, before anything else starts.
         let probe = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue), 0)
@@ -51,23 +60,35 @@ public enum MountVsock {
             return fail(MountVsockProblem.hostUnreachable(errno: error.errno, cid: request.cid, port: request.vsockPort))
         }
         if request.fake { return 0 }
-
-        // 2. The relay on guest loopback.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                // SAFETY: a complete sockaddr_in, also big enough for getsockname.
-                bind(listener, generic, length) == 0 && listen(listener, 64) == 0 && getsockname(listener, generic, &length) == 0
-            }
-        }
-        guard listener >= 0, listening else { return fail("cannot listen on guest loopback: \(String(cString: strerror(errno)))") }
-        let relayPort = UInt16(bigEndian: address.sin_port)
         guard let directory = FileSystem.realPath(request.directory), FileSystem.isDirectory(directory) else {
             return fail("mount point \(request.directory) does not exist")
+        }
+
+        // 2. The relay on guest loopback: lo must be up (a freshly booted
+        // minimal guest has it down), and the port one only root may bind.
+        do {
+            if try NetworkNamespace.bringLoopbackUp(), request.verbose {
+                Console.err("mount.vsock: \(MountVsockProblem.loopbackBroughtUp)\n")
+            }
+        } catch {
+            return fail(MountVsockProblem.loopbackDown(error))
+        }
+        let sysctlText: String?
+        do {
+            sysctlText = try FileSystem.readIfExists(RelayPortChoice.sysctlPath).map { String(decoding: $0, as: UTF8.self) }
+        } catch {
+            return fail("cannot read \(RelayPortChoice.sysctl) (\(error))")
+        }
+        let ports = RelayPortChoice.unprivilegedPortStart(sysctlText: sysctlText).map { RelayPortChoice.candidates(unprivilegedPortStart: $0) } ?? []
+        if ports.isEmpty {
+            return fail(MountVsockProblem.noPrivilegedPort(sysctlValue: sysctlText ?? ""))
+        }
+        let listener: Int32
+        let relayPort: UInt16
+        do {
+            (listener, relayPort) = try RelayListener.open(ports: ports)
+        } catch {
+            return fail(MountVsockProblem.relayListenFailed(error))
         }
 
         // 3. The relay process outlives mount(8): fork before any thread.
@@ -83,20 +104,23 @@ public enum MountVsock {
         }
         close(listener)
 
-        // 4. Mount through the relay.
-        let (flags, data) = MountFlags.split(request.mountOptions(relayPort: relayPort) + ",clientaddr=127.0.0.1")
-        if request.verbose {
-            Console.err("mount.vsock: called as mount.vsock \(arguments.joined(separator: " "))\n")
-            Console.err("mount.vsock: relay 127.0.0.1:\(relayPort) -> vsock \(request.cid):\(request.vsockPort) (pid \(child)); mount -t nfs4 -o \(data) 127.0.0.1:\(request.export) \(directory)\n")
+        // 4. Mount through the relay; a bare vers=4 tries 4.2, then 4.1,
+        // while the kernel answers that the version is not available (as
+        // mount.nfs negotiates: the kernel itself would take it as 4.0).
+        var error: Int32 = 0
+        for options in request.mountOptionAttempts(relayPort: relayPort) {
+            let (flags, data) = MountFlags.split(options + ",clientaddr=127.0.0.1")
+            if request.verbose {
+                Console.err("mount.vsock: relay 127.0.0.1:\(relayPort) -> vsock \(request.cid):\(request.vsockPort) (pid \(child)); mount -t nfs4 -o \(data) 127.0.0.1:\(request.export) \(directory)\n")
+            }
+            if mount("127.0.0.1:\(request.export)", directory, "nfs4", flags, data) == 0 { return 0 }
+            error = errno
+            if error != EPROTONOSUPPORT && error != EINVAL { break }
         }
-        if mount("127.0.0.1:\(request.export)", directory, "nfs4", flags, data) != 0 {
-            let error = errno
-            kill(child, SIGTERM)
-            var status: Int32 = 0
-            waitpid(child, &status, 0)
-            return fail(MountVsockProblem.mountFailed(errno: error, export: request.export, cid: request.cid))
-        }
-        return 0
+        kill(child, SIGTERM)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        return fail(MountVsockProblem.mountFailed(errno: error, export: request.export, cid: request.cid))
     }
 }
 
@@ -122,6 +146,29 @@ enum MountVsockProblem {
         default:
             return "cannot reach vsock CID \(cid) port \(port): \(reason)"
         }
+    }
+
+    static let loopbackBroughtUp = "the loopback interface lo was down: brought it up (the relay listens on 127.0.0.1)"
+
+    static func loopbackDown(_ error: SystemError) -> String {
+        "cannot bring the loopback interface lo up (\(error)): the relay listens on 127.0.0.1; "
+            + "bring it up (ip link set lo up) and mount again"
+    }
+
+    /// The sysctl leaves no port that only root may bind (or does not read
+    /// as a number: `value` is its text).
+    static func noPrivilegedPort(sysctlValue value: String) -> String {
+        let shown = value.filter { !$0.isWhitespace }
+        return "\(RelayPortChoice.sysctl) is \(shown.isEmpty ? "empty" : shown) in this guest: no port is left that only root may bind, "
+            + "and the relay needs one (on any other port a guest user could serve this mount once the relay is gone); "
+            + "set it back to 1024 (sysctl -w \(RelayPortChoice.sysctl)=1024)"
+    }
+
+    static func relayListenFailed(_ error: SystemError) -> String {
+        if error.errno == EADDRINUSE {
+            return "no free privileged port for the relay on 127.0.0.1 (\(error)): each mount.vsock mount has a relay on one"
+        }
+        return "cannot listen on guest loopback for the relay (\(error))"
     }
 
     static func mountFailed(errno: Int32, export: String, cid: UInt32) -> String {

@@ -8,6 +8,8 @@ public struct MountVsockRequest: Sendable, Equatable {
     public var directory: String
     /// Options for the NFS mount (vsock-only ones removed).
     public var nfsOptions: [String]
+    /// A bare vers=4: mount.vsock negotiates the minor version (4.2, then 4.1).
+    public var negotiatesMinorVersion = false
     public var verbose = false
     public var fake = false
     public var noMtab = false
@@ -100,19 +102,24 @@ public struct MountVsockRequest: Sendable, Equatable {
                 nfs.append(option)
             }
         }
-        if nfs.contains(where: { $0.hasPrefix("vers=") || $0.hasPrefix("nfsvers=") || $0.hasPrefix("minorversion=") }) {
-            request.nfsOptions = ["proto=tcp"] + nfs
-        } else {
+        switch try NFSVersionChoice.choose(nfs) {
+        case .unspecified:
             request.nfsOptions = defaultNFSOptions + nfs
-        }
-        if let version = nfs.first(where: { $0.hasPrefix("vers=") || $0.hasPrefix("nfsvers=") }), !version.hasSuffix("=4") && !version.contains("=4.") {
-            throw Problem(message: "\(version): NFS over vsock is NFSv4 only (NFSv3 needs MOUNT and NLM side channels)")
+        case .v4AnyMinor:
+            request.nfsOptions = ["proto=tcp"] + nfs
+            request.negotiatesMinorVersion = true
+        case .v4:
+            request.nfsOptions = ["proto=tcp"] + nfs
         }
         return request
     }
 
-    /// The options handed to mount.nfs4 once the relay listens on `port`.
-    public func mountOptions(relayPort: UInt16) -> String {
-        (nfsOptions + ["port=\(relayPort)", "addr=127.0.0.1"]).joined(separator: ",")
+    /// The NFS options for mount(2) once the relay listens on `relayPort`,
+    /// one set per attempt: tried in turn while the kernel answers that the
+    /// version is not available (a bare vers=4: 4.2, then 4.1).
+    public func mountOptionAttempts(relayPort: UInt16) -> [String] {
+        let relay = ["port=\(relayPort)", "addr=127.0.0.1"]
+        guard negotiatesMinorVersion else { return [(nfsOptions + relay).joined(separator: ",")] }
+        return NFSVersionChoice.negotiatedMinors.map { (nfsOptions + ["minorversion=\($0)"] + relay).joined(separator: ",") }
     }
 }

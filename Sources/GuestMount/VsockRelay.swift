@@ -19,8 +19,9 @@ public final class VsockRelay: Sendable {
         self.port = port
     }
 
-    /// Connects to the host, from a privileged vsock port when asked (the
-    /// NFS client used one), so the host's `secure` check sees the truth.
+    /// Connects to the host, from a privileged vsock port when asked (root
+    /// connected from a privileged port: isPrivileged), so the host's
+    /// `secure` check sees the truth.
     public func connectHost(privileged: Bool) throws(SystemError) -> Int32 {
         let target = VsockAddress(cid: cid, port: port)
         let candidates: [UInt32] = privileged ? Array((512...1023).reversed()) : []
@@ -60,7 +61,7 @@ public final class VsockRelay: Sendable {
     /// Serves `listener` until no mount and no NFS client needs the relay
     /// (see RelayLifetime).
     public func serve(listener: Int32, directory: String, export: String, relayPort: UInt16) {
-        DetachedThread.start { [self] in acceptLoop(listener) }
+        DetachedThread.start { [self] in acceptLoop(listener, relayPort: relayPort) }
         let watch = MountWatch(directory: directory, export: export, port: relayPort)
         var lifetime = RelayLifetime(started: RelayLifetime.now())
         while !lifetime.shouldExit(inUse: watch.isInUse(), openConnections: active.withLock { $0 }, now: RelayLifetime.now()) {
@@ -68,7 +69,7 @@ public final class VsockRelay: Sendable {
         }
     }
 
-    private func acceptLoop(_ listener: Int32) {
+    private func acceptLoop(_ listener: Int32, relayPort: UInt16) {
         while true {
             var peer = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -80,7 +81,7 @@ public final class VsockRelay: Sendable {
                 sleep(1)
                 continue
             }
-            let privileged = UInt16(bigEndian: peer.sin_port) < 1024
+            let client = TCPEndpoint(address: UInt32(bigEndian: peer.sin_addr.s_addr), port: UInt16(bigEndian: peer.sin_port))
             SocketTuning.noDelay(connection)
             active.withLock { $0 += 1 }
             DetachedThread.start { [self] in
@@ -88,11 +89,24 @@ public final class VsockRelay: Sendable {
                     close(connection)
                     active.withLock { $0 -= 1 }
                 }
+                let privileged = Self.isPrivileged(client, relay: TCPEndpoint(address: TCPEndpoint.loopback, port: relayPort))
                 guard let host = try? connectHost(privileged: privileged) else { return }
                 defer { close(host) }
                 _ = Forwarder(bufferSize: 256 * 1024, idleTimeout: 0, halfOpenTimeout: 30).run(connection, host)
             }
         }
+    }
+}
+
+extension VsockRelay {
+    /// Whether `client`, connected to the relay at `relay`, gets a
+    /// privileged vsock port: a port below 1024 and a socket root owns,
+    /// looked up in this namespace's TCP table while the connection is
+    /// fresh. A table that cannot be read makes it unprivileged.
+    static func isPrivileged(_ client: TCPEndpoint, relay: TCPEndpoint) -> Bool {
+        guard client.port < 1024, let bytes = try? FileSystem.readIfExists("/proc/self/net/tcp") else { return false }
+        let owner = TCPSocketTable.owner(in: String(decoding: bytes, as: UTF8.self), local: client, remote: relay)
+        return PeerPrivilege.isPrivileged(peerPort: client.port, owner: owner)
     }
 }
 

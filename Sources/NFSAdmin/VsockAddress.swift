@@ -1,6 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+// SOCK_STREAM and SOCK_CLOEXEC: once this target imports CLinux (whose
+// headers include <sys/socket.h>), Swift sees them only through it.
+import CLinux
 
 /// struct sockaddr_vm, built byte by byte so that every field, svm_flags
 /// and the padding included, is exactly what the kernel expects:

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import CLinux
 import NFSAdmin
 import NFSExports
 @testable import GuestMount
@@ -12,6 +13,9 @@ struct MountVsockRequestTests {
         ([":/srv/a", "/mnt", "-o", "ro,soft"], 2, 2049, "/srv/a", "vers=4.1,proto=tcp,ro,soft"),
         (["1:/export", "/mnt", "-o", "vsock_port=3049,vers=4.2,defaults,_netdev"], 1, 3049, "/export", "proto=tcp,vers=4.2"),
         (["/x:/y", "/mnt"], 2, 2049, "", ""),
+        (["2:/a", "/mnt", "-o", "vers=4"], 2, 2049, "/a", "proto=tcp,vers=4"),
+        (["2:/a", "/mnt", "-o", "v4.2"], 2, 2049, "/a", "proto=tcp,v4.2"),
+        (["2:/a", "/mnt", "-o", "minorversion=1"], 2, 2049, "/a", "proto=tcp,minorversion=1"),
     ] as [([String], UInt32, UInt32, String, String)])
     func parse(arguments: [String], cid: UInt32, port: UInt32, export: String, options: String) {
         guard let request = try? MountVsockRequest.parse(arguments) else {
@@ -20,13 +24,17 @@ struct MountVsockRequestTests {
         }
         #expect(request.cid == cid && request.vsockPort == port && request.export == export)
         #expect(request.nfsOptions.joined(separator: ",") == options)
-        #expect(request.mountOptions(relayPort: 40000).hasSuffix("port=40000,addr=127.0.0.1"))
+        #expect(request.mountOptionAttempts(relayPort: 40000).allSatisfy { $0.hasSuffix("port=40000,addr=127.0.0.1") })
     }
 
     @Test("bad arguments say what is wrong", arguments: [
         (["2:/a"], "usage"), (["x:/a", "/m"], "bad CID"), (["2:a", "/m"], "must be absolute"),
         (["2:/a", "/m", "-o", "vers=3"], "NFSv4 only"), (["2:/a", "/m", "-o", "port=1"], "chosen by mount.vsock"),
         (["2:/a", "/m", "-q"], "unknown option"),
+        (["2:/a", "/m", "-o", "v3"], "v3: NFS over vsock is NFSv4 only"),
+        (["2:/a", "/m", "-o", "nfsvers=2"], "nfsvers=2: NFS over vsock is NFSv4 only"),
+        (["2:/a", "/m", "-o", "vers=4.3"], "vers=4.3: not an NFS version mount.vsock knows"),
+        (["2:/a", "/m", "-o", "minorversion=one"], "minorversion=one: not an NFS version"),
     ])
     func bad(arguments: [String], message: String) {
         do {
@@ -35,6 +43,50 @@ struct MountVsockRequestTests {
         } catch {
             #expect(error.message.contains(message), "\(error.message)")
         }
+    }
+
+    @Test("NFSv4.0 is refused, however it is asked for (the kernel's rules: the last option wins)", arguments: [
+        ("vers=4.0", "vers=4.0"), ("nfsvers=4.0", "nfsvers=4.0"), ("v4.0", "v4.0"),
+        ("minorversion=0", "minorversion=0"), ("vers=4,minorversion=0", "minorversion=0"),
+        ("minorversion=0,vers=4", "minorversion=0"), ("nfsvers=4,minorversion=0", "minorversion=0"),
+        ("vers=4.1,minorversion=0", "minorversion=0"), ("minorversion=2,vers=4.0", "vers=4.0"),
+        ("minorversion=00", "minorversion=00"), ("minorversion=0x0", "minorversion=0x0"), ("minorversion=+0", "minorversion=+0"),
+        ("ro,vers=4.2,soft,vers=4.0", "vers=4.0"),
+    ])
+    func nfsV40Refused(options: String, named: String) {
+        do {
+            _ = try MountVsockRequest.parse(["2:/a", "/m", "-o", options])
+            Issue.record("accepted -o \(options)")
+        } catch {
+            #expect(error.message.hasPrefix("\(named): NFSv4.0 is refused: the host serves only NFSv4.1 and 4.2 to vsock guests"), "\(error.message)")
+            #expect(error.message.contains("an NFSv4.0 callback would make the host's NFS server connect out to an address the guest names"))
+            #expect(error.message.hasSuffix("use vers=4.1 or vers=4.2 (4.1 is the default)"))
+        }
+    }
+
+    @Test("which version the kernel gets", arguments: [
+        ([], .unspecified), (["ro", "soft"], .unspecified),
+        (["vers=4"], .v4AnyMinor), (["nfsvers=4"], .v4AnyMinor), (["v4"], .v4AnyMinor),
+        (["vers=4.1"], .v4(minor: 1)), (["vers=4.2"], .v4(minor: 2)), (["v4.1"], .v4(minor: 1)),
+        (["minorversion=2"], .v4(minor: 2)), (["vers=4", "minorversion=1"], .v4(minor: 1)),
+        (["vers=4.2", "vers=4"], .v4(minor: 2)), (["minorversion=0", "vers=4.1"], .v4(minor: 1)),
+        (["vers=4.0", "vers=4.2"], .v4(minor: 2)), (["minorversion=0x2"], .v4(minor: 2)),
+    ] as [([String], NFSVersionChoice)])
+    func versionChoice(options: [String], expected: NFSVersionChoice) throws {
+        #expect(try NFSVersionChoice.choose(options) == expected)
+    }
+
+    @Test("a bare vers=4 is negotiated 4.2, then 4.1 (mount(2) alone would make it 4.0); anything else is one attempt")
+    func minorVersionAttempts() throws {
+        let bare = try MountVsockRequest.parse(["2:/a", "/m", "-o", "vers=4,ro"])
+        #expect(bare.mountOptionAttempts(relayPort: 901) == [
+            "proto=tcp,vers=4,ro,minorversion=2,port=901,addr=127.0.0.1",
+            "proto=tcp,vers=4,ro,minorversion=1,port=901,addr=127.0.0.1",
+        ])
+        let plain = try MountVsockRequest.parse(["2:/a", "/m"])
+        #expect(plain.mountOptionAttempts(relayPort: 1023) == ["vers=4.1,proto=tcp,port=1023,addr=127.0.0.1"])
+        let pinned = try MountVsockRequest.parse(["2:/a", "/m", "-o", "vers=4,minorversion=2"])
+        #expect(pinned.mountOptionAttempts(relayPort: 1023).count == 1)
     }
 
     @Test("what mount(8) passes a helper: -t, -s, -n, -v, -o with fstab-only options", arguments: [
@@ -64,6 +116,15 @@ struct MountVsockRequestTests {
         (MountVsockProblem.mountFailed(errno: EACCES, export: "/vm1", cid: 2), "a secure export (the default) needs a privileged port"),
         (MountVsockProblem.mountFailed(errno: ENOENT, export: "/nothere", cid: 2), "the host has no export /nothere for this guest"),
         (MountVsockProblem.mountFailed(errno: EIO, export: "/a", cid: 2), "mounting /a over vsock CID 2 failed"),
+        (MountVsockProblem.noPrivilegedPort(sysctlValue: "0\n"), "net.ipv4.ip_unprivileged_port_start is 0 in this guest: no port is left that only root may bind"),
+        (MountVsockProblem.noPrivilegedPort(sysctlValue: "1\n"), "sysctl -w net.ipv4.ip_unprivileged_port_start=1024"),
+        (MountVsockProblem.noPrivilegedPort(sysctlValue: ""), "net.ipv4.ip_unprivileged_port_start is empty in this guest"),
+        (MountVsockProblem.relayListenFailed(SystemError("bind", "127.0.0.1 (ports 1023 down to 1, all in use)", errno: EADDRINUSE)),
+         "no free privileged port for the relay on 127.0.0.1 (bind 127.0.0.1 (ports 1023 down to 1, all in use): Address already in use)"),
+        (MountVsockProblem.relayListenFailed(SystemError("bind", "127.0.0.1:1023", errno: EACCES)),
+         "cannot listen on guest loopback for the relay (bind 127.0.0.1:1023: Permission denied)"),
+        (MountVsockProblem.loopbackDown(SystemError("ioctl(SIOCSIFFLAGS)", "lo up", errno: EPERM)),
+         "cannot bring the loopback interface lo up (ioctl(SIOCSIFFLAGS) lo up: Operation not permitted): the relay listens on 127.0.0.1"),
     ])
     func messages(message: String, expected: String) {
         #expect(message.contains(expected), "\(message)")
@@ -459,5 +520,190 @@ struct ForwarderTests {
         #expect(outcome.done.wait(seconds: 10))
         if case .error = outcome.end {} else { Issue.record("ended \(String(describing: outcome.end))") }
         for fd in [outerA, innerA, innerB] { close(fd) }
+    }
+}
+
+/// A /proc/net/tcp of a guest with a relay on 127.0.0.1:1023 (and another
+/// on 1022), as the kernel prints it on a little-endian machine.
+private let guestTCPTable = """
+      sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode                                                     
+       0: 0100007F:03FF 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18113 1 0000000000000000 100 0 0 10 0                     
+       1: 0100007F:03FE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18260 1 0000000000000000 100 0 0 10 0                     
+       2: 0100007F:0385 0100007F:03FF 01 00000000:00000000 00:00000000 00000000     0        0 20512 1 0000000000000000 20 4 30 10 -1                    
+       3: 0100007F:03FF 0100007F:0385 01 00000000:00000000 00:00000000 00000000     0        0 20513 1 0000000000000000 20 4 28 10 -1                    
+       4: 0100007F:02BC 0100007F:03FF 01 00000000:00000000 00:00000000 00000000 65534        0 20777 1 0000000000000000 20 4 30 10 -1                    
+       5: 0100007F:02BD 0100007F:03FF 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000                                      
+       6: 0100007F:02BE 0100007F:03FF 05 00000000:00000000 03:00000BB8 00000000     0        0 0 3 0000000000000000                                      
+       7: 0100007F:A3F2 0100007F:03FF 01 00000000:00000000 02:000A7D8C 00000000  1000        0 21044 2 0000000000000000 20 4 31 10 -1                    
+       8: 0100007F:0386 0100007F:03FE 01 00000000:00000000 00:00000000 00000000     0        0 20601 1 0000000000000000 20 4 30 10 -1                    
+       9: 0F02000A:0016 0202000A:C350 01 00000000:00000000 02:0009E2A2 00000000     0        0 17655 4 0000000000000000 20 4 29 10 -1                    
+
+    """
+
+private func loopback(_ port: UInt16) -> TCPEndpoint { TCPEndpoint(address: TCPEndpoint.loopback, port: port) }
+
+/// The local end of a connected or bound socket.
+private func localEndpoint(_ fd: Int32) -> TCPEndpoint {
+    var address = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return TCPEndpoint(address: UInt32(bigEndian: address.sin_addr.s_addr), port: UInt16(bigEndian: address.sin_port))
+}
+
+/// `fd` bound to 127.0.0.1:`port` (0: any) and connected to 127.0.0.1:`target`;
+/// -1 if either fails (after a failed bind the socket can try another port).
+private func connectLoopback(to target: UInt16, from port: UInt16, socket fd: Int32) -> Int32 {
+    func address(_ port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = TCPEndpoint.loopback.bigEndian
+        address.sin_port = port.bigEndian
+        return address
+    }
+    var local = address(port), remote = address(target)
+    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else { return -1 }
+    let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+    return connected == 0 ? fd : -1
+}
+
+@Suite("mount.vsock relay security")
+struct RelaySecurityTests {
+    @Test("the sysctl's text: a number, 1024 without the file (kernels before 4.11), nil for anything else", arguments: [
+        ("1024\n", 1024), ("0\n", 0), ("600\n", 600), (" 80 \n", 80), ("65535\n", 65535), ("x\n", nil), ("", nil),
+    ] as [(String, Int?)])
+    func sysctlText(text: String, start: Int?) {
+        #expect(RelayPortChoice.unprivilegedPortStart(sysctlText: text) == start)
+    }
+
+    @Test("no sysctl file: ports below 1024 are privileged")
+    func noSysctlFile() {
+        #expect(RelayPortChoice.unprivilegedPortStart(sysctlText: nil) == 1024)
+    }
+
+    @Test("the relay's ports: below the sysctl, at most 1023, highest first; none when the sysctl is 0 or 1", arguments: [
+        (1024, 1023, 1023), (65535, 1023, 1023), (2000, 1023, 1023), (600, 599, 599), (2, 1, 1), (1, nil, 0), (0, nil, 0), (-3, nil, 0),
+    ] as [(Int, UInt16?, Int)])
+    func candidates(start: Int, first: UInt16?, count: Int) {
+        let ports = RelayPortChoice.candidates(unprivilegedPortStart: start)
+        #expect(ports.first == first && ports.count == count)
+        #expect(ports.isEmpty || ports.last == 1)
+        #expect(zip(ports, ports.dropFirst()).allSatisfy { $0 == $1 + 1 }, "every port, downward")
+    }
+
+    @Test("a privileged vsock port needs a TCP port below 1024 and a root-owned socket", arguments: [
+        (901, 0, true), (1023, 0, true), (1, 0, true), (700, 65534, false), (700, 1000, false), (901, nil, false),
+        (1024, 0, false), (41970, 0, false),
+    ] as [(UInt16, UInt32?, Bool)])
+    func privilegeRule(port: UInt16, owner: UInt32?, privileged: Bool) {
+        #expect(PeerPrivilege.isPrivileged(peerPort: port, owner: owner) == privileged)
+    }
+
+    // The table text is little-endian, as this machine's kernel prints it.
+    @Test("/proc/net/tcp addresses", .enabled(if: UInt32(1).littleEndian == 1), arguments: [
+        ("0100007F:0385", TCPEndpoint(address: 0x7F00_0001, port: 901)), ("0200007F:0001", TCPEndpoint(address: 0x7F00_0002, port: 1)),
+        ("0F02000A:0016", TCPEndpoint(address: 0x0A00_020F, port: 22)), ("00000000:0000", TCPEndpoint(address: 0, port: 0)),
+        ("0100007F", nil), ("0100007F:385", nil), ("100007F:0385", nil), ("0100007G:0385", nil), ("0100007F:0385:1", nil),
+    ] as [(String, TCPEndpoint?)])
+    func endpoints(field: String, endpoint: TCPEndpoint?) {
+        #expect(TCPSocketTable.endpoint(Substring(field)) == endpoint)
+    }
+
+    @Test("the owner of the client's end of a relay connection", .enabled(if: UInt32(1).littleEndian == 1), arguments: [
+        (901, 1023, 0, "the kernel NFS client"),
+        (700, 1023, 65534, "nobody, from port 700 (ip_unprivileged_port_start lowered)"),
+        (41970, 1023, 1000, "a user from an ephemeral port"),
+        (701, 1023, nil, "TIME_WAIT: printed as uid 0, not trusted"),
+        (702, 1023, nil, "a FIN_WAIT2 mini-socket its owner closed: printed as uid 0, not trusted"),
+        (902, 1023, nil, "connected to the other relay"),
+        (902, 1022, 0, "the other relay's client"),
+        (903, 1023, nil, "not in the table"),
+        (1023, 901, 0, "the relay's own end, looked up the other way round"),
+    ] as [(UInt16, UInt16, UInt32?, String)])
+    func owners(clientPort: UInt16, relayPort: UInt16, owner: UInt32?, what: String) {
+        #expect(TCPSocketTable.owner(in: guestTCPTable, local: loopback(clientPort), remote: loopback(relayPort)) == owner, "\(what)")
+    }
+
+    @Test("a mini-socket printed with uid 0 beside the live socket of the same ends: the live one counts",
+          .enabled(if: UInt32(1).littleEndian == 1))
+    func liveSocketWins() {
+        let table = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 0100007F:02BC 0100007F:03FF 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000
+               1: 0100007F:02BC 0100007F:03FF 01 00000000:00000000 00:00000000 00000000 65534        0 20777 1 0000000000000000 20 4 30 10 -1
+
+            """
+        #expect(TCPSocketTable.owner(in: table, local: loopback(700), remote: loopback(1023)) == 65534)
+    }
+
+    @Test("only loopback lines with both ends matching count")
+    func ownerNeedsBothEnds() {
+        #expect(TCPSocketTable.owner(in: guestTCPTable, local: TCPEndpoint(address: 0x7F00_0002, port: 901), remote: loopback(1023)) == nil)
+        #expect(TCPSocketTable.owner(in: guestTCPTable, local: loopback(901), remote: TCPEndpoint(address: 0x7F00_0002, port: 1023)) == nil)
+        #expect(TCPSocketTable.owner(in: "", local: loopback(901), remote: loopback(1023)) == nil)
+        let headerOnly = String(guestTCPTable.prefix { $0 != "\n" })
+        #expect(TCPSocketTable.owner(in: headerOnly, local: loopback(901), remote: loopback(1023)) == nil)
+    }
+
+    @Test("the relay's listener skips a port in use and takes the next")
+    func listenerSkipsPortsInUse() throws {
+        let taken = tcpListener()
+        defer { close(taken.fd) }
+        // A port that was free a moment ago.
+        let probe = tcpListener()
+        close(probe.fd)
+        let relay = try RelayListener.open(ports: [taken.port, probe.port])
+        defer { close(relay.fd) }
+        #expect(relay.port == probe.port && localEndpoint(relay.fd) == loopback(probe.port))
+        do {
+            _ = try RelayListener.open(ports: [taken.port])
+            Issue.record("bound a port in use")
+        } catch {
+            #expect(error.errno == EADDRINUSE && error.call == "bind")
+        }
+    }
+
+    @Test("this kernel's /proc/self/net/tcp names the owner of a connection's client end")
+    func liveTable() throws {
+        let relay = tcpListener()
+        defer { close(relay.fd) }
+        let client = connectLoopback(to: relay.port, from: 0, socket: socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0))
+        try #require(client >= 0)
+        defer { close(client) }
+        let text = String(decoding: try FileSystem.read("/proc/self/net/tcp"), as: UTF8.self)
+        #expect(TCPSocketTable.owner(in: text, local: localEndpoint(client), remote: loopback(relay.port)) == geteuid())
+        #expect(!VsockRelay.isPrivileged(localEndpoint(client), relay: loopback(relay.port)), "an ephemeral port")
+    }
+
+    @Test("as root: a privileged TCP port is forwarded as privileged only from a socket root owns", .enabled(if: geteuid() == 0))
+    func liveRootOwner() throws {
+        let relay = tcpListener()
+        defer { close(relay.fd) }
+        func connectFromPrivilegedPort(socket fd: Int32) -> Int32 {
+            for port in UInt16(600)...1000 where connectLoopback(to: relay.port, from: port, socket: fd) >= 0 { return fd }
+            close(fd)
+            return -1
+        }
+        let rootClient = connectFromPrivilegedPort(socket: socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0))
+        try #require(rootClient >= 0)
+        defer { close(rootClient) }
+        #expect(VsockRelay.isPrivileged(localEndpoint(rootClient), relay: loopback(relay.port)))
+
+        // A socket created with this thread's filesystem uid set to nobody
+        // belongs to nobody, as one a nobody process opened would; binding
+        // its privileged port still works (root's capabilities stay).
+        _ = setfsuid(65534)
+        let nobodySocket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        _ = setfsuid(0)
+        let nobodyClient = connectFromPrivilegedPort(socket: nobodySocket)
+        try #require(nobodyClient >= 0)
+        defer { close(nobodyClient) }
+        let text = String(decoding: try FileSystem.read("/proc/self/net/tcp"), as: UTF8.self)
+        #expect(TCPSocketTable.owner(in: text, local: localEndpoint(nobodyClient), remote: loopback(relay.port)) == 65534)
+        #expect(localEndpoint(nobodyClient).port < 1024)
+        #expect(!VsockRelay.isPrivileged(localEndpoint(nobodyClient), relay: loopback(relay.port)))
     }
 }
