@@ -19,7 +19,12 @@
 #      or not;
 #   4. the guests' nfsd serves NFSv4.1 and 4.2 only (no NFSv4.0 callbacks),
 #      IP clients keep NFSv4.0; the guest block comes from nfs.conf through
-#      the namespace's record, the same for the bridge and mountd.
+#      the namespace's record, the same for the bridge and mountd;
+#   5. the guest's relay (mount.vsock in a namespace whose lo is down: it
+#      brings it up) listens on a privileged port; a guest user connecting
+#      from a low port (ip_unprivileged_port_start lowered) gets an
+#      unprivileged vsock port; once the relay is killed a guest user
+#      cannot listen on its port; mount.vsock refuses NFSv4.0.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -28,7 +33,8 @@ NFSD=$BIN_DIR/nfsd-control MOUNTD=$BIN_DIR/mountd HELPER=$BIN_DIR/mount.vsock
 token=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 for t in socat nfs-cat; do command -v "$t" >/dev/null || fail "$t missing (scripts/install-deps.sh installs it)"; done
 modprobe vsock_loopback
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+as_nobody() { "${NOBODY[@]}" "$@"; }
 
 vmt_step "exports: a secret per identity, each on its own filesystem"
 R=$W/root
@@ -190,13 +196,49 @@ vmt_part "3. MOUNT never gives a guest address an IP identity; EACCES for what i
 
 versions() {
   assert_eq "-3 +4 -4.0 +4.1 +4.2" "$(cat "$VMT_BRIDGE_NFSD/versions")" "the guests' nfsd: NFSv4.1 and 4.2 only"
-  assert_contains "$(cat /proc/fs/nfsd/versions)" "+4.0" "IP clients keep NFSv4.0"
+  # The kernel never lists +4.0: +4 implies it unless -4.0 is there.
+  assert_not_contains "$(cat /proc/fs/nfsd/versions)" "-4.0" "IP clients keep NFSv4.0"
   assert_contains "$(cat /proc/fs/nfsd/versions)" "+3" "IP clients keep NFSv3"
   vmt_capture "$NFSD" status
   vmt_run ip netns list
   assert_contains "$(ip netns list)" "nfs-vsock" "ip netns lists the bridge's namespace"
 }
 vmt_part "4. NFSv4.0 off for guests only" versions
+
+relay() {
+  local log=/var/log/nfs-vsock-bridge.log relay_pid relay_port before
+  vmt_run ip netns add g1   # its loopback starts down, as in a freshly booted guest
+  in_g1() { nsenter --net=/run/netns/g1 "$@"; }
+  mkdir -p "$W/m-r"
+  vmt_capture in_g1 "$HELPER" -v 1:/lo "$W/m-r" -o soft,timeo=50,retrans=2
+  [ "$VMT_RC" = 0 ] || fail "mount.vsock failed"
+  assert_contains "$VMT_OUT" "the loopback interface lo was down: brought it up" "mount.vsock brings lo up"
+  read -r relay_port relay_pid <<<"$(sed -n 's/.*relay 127\.0\.0\.1:\([0-9]*\) -> vsock .*(pid \([0-9]*\)).*/\1 \2/p' <<<"$VMT_OUT" | head -n 1)"
+  [ -n "$relay_pid" ] || fail "mount.vsock -v named no relay"
+  [ "$relay_port" -lt 1024 ] || fail "the relay listens on unprivileged port $relay_port"
+  assert_eq "lo secret $token" "$(timeout 20 cat "$W/m-r/secret")" "read through the relay"
+
+  vmt_note "a guest user connecting from a port below 1024 (ip_unprivileged_port_start lowered) gets an unprivileged vsock port"
+  vmt_run in_g1 sysctl -qw net.ipv4.ip_unprivileged_port_start=600
+  before=$(grep -c "(unprivileged port)" "$log" || true)
+  vmt_capture in_g1 "${NOBODY[@]}" timeout 10 sh -c "sleep 3 | socat - TCP:127.0.0.1:$relay_port,sourceport=700"
+  wait_for 10 "the bridge to see the guest user's connection" sh -c "[ \$(grep -c '(unprivileged port)' $log) -gt $before ]"
+  vmt_run in_g1 sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
+
+  vmt_note "the relay killed: a guest user cannot listen where it listened"
+  vmt_run kill -9 "$relay_pid"
+  wait_for 10 "the relay to die" vmt_pid_gone "$relay_pid"
+  vmt_capture in_g1 "${NOBODY[@]}" python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', $relay_port)); s.listen(); print('listening')"
+  assert_ne 0 "$VMT_RC" "nobody listened on the relay's port $relay_port"
+  assert_contains "$VMT_OUT" "Permission denied" "nobody's bind on the relay's port"
+  umount -f "$W/m-r" 2>/dev/null || umount -l "$W/m-r"
+
+  vmt_note "NFSv4.0 refused by mount.vsock, with the reason"
+  vmt_capture in_g1 "$HELPER" 1:/lo "$W/m-r" -o vers=4.0
+  assert_eq 1 "$VMT_RC" "mount.vsock -o vers=4.0"
+  assert_contains "$VMT_OUT" "NFSv4.0 is refused: the host serves only NFSv4.1 and 4.2 to vsock guests" "mount.vsock -o vers=4.0"
+}
+vmt_part "5. the guest's relay: a privileged port, root's sockets only, lo up, no NFSv4.0" relay
 
 vmt_parts_end
 vmt_step "ok"
