@@ -15,13 +15,13 @@ public struct BridgeCommand: ParsableCommand {
         commandName: "nfs-vsock-bridge",
         abstract: "Carry NFS from vsock guests to the kernel NFS server's loopback listener, keeping each guest's CID as its identity.",
         discussion: """
-            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins. Its listeners and guests (connections, bytes, refusals) are published in /run/nfs-vsock-bridge/status for nfsd-control status; SIGTERM removes that file.
+            Each guest connection is forwarded from the guest's own loopback address (CID c -> 127.128.0.0 + c by default), so rpc.mountd sees vsock:c and applies only vsock rules; a guest source port below 1024 becomes a privileged source port, so `secure` means the same as for TCP. A connection from CID 0 (the hypervisor), VMADDR_CID_ANY or a CID without an address in the block is refused at once; CIDs 1 (vsock loopback) and 2 (the host) are forwarded, and only an explicit vsock:1 or vsock:2 export rule lets them in. Listens on AF_VSOCK ports (--vsock), on hybrid-vsock Unix sockets of Firecracker or Cloud Hypervisor (--unix PATH=CID[:USER]), or on sockets from systemd socket activation. Settings also come from the [vsock] section of /etc/nfs.conf; the command line wins. Its listeners and guests (connections, bytes, refusals) are published in /run/nfs-vsock-bridge/status for nfsd-control status; SIGTERM removes that file.
             """)
 
     @Option(name: .customLong("vsock"), help: ArgumentHelp("Listen on this AF_VSOCK port for every guest (repeatable; default 2049 unless --unix or systemd sockets are given).", valueName: "port"))
     var vsockPorts: [UInt32] = []
 
-    @Option(name: .customLong("unix"), help: ArgumentHelp("Listen on a hybrid-vsock Unix socket whose connections all come from the VM with this CID (repeatable), e.g. /run/vm7.vsock_2049=7.", valueName: "path=cid"))
+    @Option(name: .customLong("unix"), help: ArgumentHelp("Listen on a hybrid-vsock Unix socket whose connections all come from one VM, with this CID (3 or more, one per VM), through its VMM running as user (a name or uid; root if left out): the socket is created mode 0600 and owned by user, and a connection from any other uid, root's included, is refused (repeatable), e.g. /run/vm7.vsock_2049=7:firecracker.", valueName: "path=cid[:user]"))
     var unix: [String] = []
 
     @Option(help: ArgumentHelp("The NFS server's loopback listener.", valueName: "host:port"))
@@ -68,11 +68,13 @@ public struct BridgeCommand: ParsableCommand {
         let unixTexts = unix.isEmpty
             ? value("unix").map { $0.text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? []
             : unix
+        let unixOrigin = unix.isEmpty ? where_("unix") : "--unix"
         configuration.unixListeners = try unixTexts.map { text in
-            guard let listener = BridgeConfiguration.unixListener(text) else {
-                throw ValidationError("\(unix.isEmpty ? where_("unix") : "--unix") wants /absolute/path=CID (CID 1 or more), got \"\(text)\"")
+            do {
+                return try BridgeConfiguration.unixListener(text, origin: unixOrigin) { Privileges.account($0)?.uid }
+            } catch {
+                throw ValidationError("\(error)")
             }
-            return listener
         }
         if let text = target ?? value("target")?.text {
             guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0,
@@ -95,6 +97,13 @@ public struct BridgeCommand: ParsableCommand {
         if let number = try positive(maxPerGuest, "max-per-guest") { configuration.maxConnectionsPerGuest = number }
         if let number = try positive(maxConnections, "max-connections") { configuration.maxConnections = number }
         if let number = try positive(idleTimeout, "idle-timeout", allowZero: true) { configuration.idleTimeout = number }
+        // With the default block, the largest there is; run() checks again
+        // once the namespace's block is known.
+        do {
+            try configuration.checkUnixListeners()
+        } catch {
+            throw ValidationError("\(unixOrigin): \(error.message)")
+        }
         return configuration
     }
 
@@ -123,6 +132,8 @@ public struct BridgeCommand: ParsableCommand {
         }
         do {
             configuration.mapping = try enterNamespace(paths: paths)
+            // Hybrid CIDs against the block actually in force.
+            try configuration.checkUnixListeners()
         } catch {
             log.error("\(error); not serving vsock")
             throw ExitCode.failure

@@ -109,6 +109,10 @@ public final class Bridge: Sendable {
     }
 
     private func acceptLoop(_ listener: Listener) {
+        // A hybrid socket's one legitimate client; nil (nobody) for a
+        // socket the configuration does not name.
+        var vmmUID: UInt32? = nil
+        if case .unix(_, let path, _) = listener { vmmUID = configuration.unixListener(at: path)?.vmmUID }
         while true {
             switch listener {
             case .vsock(let fd, let port):
@@ -131,7 +135,12 @@ public final class Bridge: Sendable {
                     close(connection)
                     continue
                 }
-                admit(connection, cid: peer.cid, privileged: peer.port < 1024, from: "vsock:\(peer.cid):\(peer.port)")
+                let name = "vsock:\(peer.cid):\(peer.port)"
+                if let refusal = vsockRefusal(of: peer.cid) {
+                    refuse(connection, cid: peer.cid, peer: name, refusal.reason)
+                    continue
+                }
+                admit(connection, cid: peer.cid, privileged: peer.port < 1024, from: name)
             case .unix(let fd, let path, let cid):
                 let connection = accept(fd, nil, nil)
                 if connection < 0 {
@@ -140,13 +149,83 @@ public final class Bridge: Sendable {
                     sleep(1)
                     continue
                 }
+                let peer = "vsock:\(cid) via \(path)"
+                // The socket stands for one VM only as long as nobody but
+                // its VMM connects: the file mode keeps other users out,
+                // this check everyone else, root included.
+                guard let vmm = vmmUID else {
+                    refuse(connection, cid: cid, peer: peer, "no hybrid-vsock listener in the configuration names the VMM of \(path)")
+                    continue
+                }
+                let credentials: PeerCredentials
+                do {
+                    credentials = try PeerCredentials(of: connection)
+                } catch {
+                    refuse(connection, cid: cid, peer: peer, "\(error)")
+                    continue
+                }
+                guard credentials.uid == vmm else {
+                    refuse(connection, cid: cid, peer: peer, "pid \(credentials.pid) uid \(credentials.uid) is not the VM's VMM (uid \(vmm))")
+                    continue
+                }
                 // The VMM does not pass the guest's port: unprivileged.
-                admit(connection, cid: cid, privileged: false, from: "vsock:\(cid) via \(path)")
+                admit(connection, cid: cid, privileged: false, from: peer)
             }
         }
     }
 
+    /// Why a connection is refused before it takes a slot.
+    struct Refusal: Error, Equatable {
+        var reason: String
+    }
+
+    /// The loopback address a connection from `cid` comes from. CID 0
+    /// (the hypervisor), VMADDR_CID_ANY and CIDs beyond the block have
+    /// none. CIDs 1 (vsock loopback) and 2 (the host) have one: exports(5)
+    /// decides, and only an explicit vsock:1 or vsock:2 rule lets them in.
+    func loopbackSource(of cid: VsockCID) -> Result<IPAddress, Refusal> {
+        let mapping = configuration.mapping
+        switch cid {
+        case 0: return .failure(Refusal(reason: "CID 0 is the hypervisor's, not a guest's"))
+        case VsockAddress.anyCID: return .failure(Refusal(reason: "CID \(cid) is VMADDR_CID_ANY, not a guest's"))
+        default:
+            guard let address = mapping.address(of: cid) else {
+                return .failure(Refusal(reason: "CID \(cid) has no address in \(mapping) (CIDs up to \(mapping.maxCID))"))
+            }
+            return .success(address)
+        }
+    }
+
+    /// Why an AF_VSOCK connection from `cid` is refused, beyond what
+    /// `loopbackSource` says: a CID the configuration gives a hybrid-vsock
+    /// VM is that VM's identity, and a vsock guest with the same CID (a
+    /// VMM may pick any) would pass as it.
+    func vsockRefusal(of cid: VsockCID) -> Refusal? {
+        guard let hybrid = configuration.unixListeners.first(where: { $0.cid == cid }) else { return nil }
+        return Refusal(reason: "CID \(cid) is the hybrid-vsock VM's behind \(hybrid.path), not an AF_VSOCK guest's")
+    }
+
+    /// Counts a refusal in the guest's record, logs it and closes the
+    /// connection: no thread, no connection slot.
+    private func refuse(_ connection: Int32, cid: VsockCID, peer: String, _ reason: String) {
+        let now = time(nil)
+        state.withLock { state in
+            state.guests[cid, default: GuestRecord()].refused += 1
+            state.guests[cid]?.lastActivity = now
+        }
+        noteChange()
+        log.warning("refused \(peer): \(reason)")
+        close(connection)
+    }
+
     private func admit(_ connection: Int32, cid: VsockCID, privileged: Bool, from peer: String) {
+        let source: IPAddress
+        switch loopbackSource(of: cid) {
+        case .success(let address): source = address
+        case .failure(let refusal):
+            refuse(connection, cid: cid, peer: peer, refusal.reason)
+            return
+        }
         _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
         let limits = configuration
         let meter = ConnectionMeter()
@@ -176,7 +255,7 @@ public final class Bridge: Sendable {
             return
         }
         let started = DetachedThread.start { [self] in
-            serve(connection, cid: cid, privileged: privileged, peer: peer, meter: meter)
+            serve(connection, from: source, privileged: privileged, peer: peer, meter: meter)
             release(cid, meter)
         }
         if !started {
@@ -201,12 +280,8 @@ public final class Bridge: Sendable {
         noteChange()
     }
 
-    private func serve(_ connection: Int32, cid: VsockCID, privileged: Bool, peer: String, meter: ConnectionMeter) {
+    private func serve(_ connection: Int32, from source: IPAddress, privileged: Bool, peer: String, meter: ConnectionMeter) {
         defer { close(connection) }
-        guard let source = configuration.mapping.address(of: cid) else {
-            log.warning("refused \(peer): CID \(cid) has no address in \(configuration.mapping)")
-            return
-        }
         let outbound: Int32
         do {
             outbound = try LoopbackConnector.connect(from: source, privileged: privileged,

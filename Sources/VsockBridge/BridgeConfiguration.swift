@@ -9,6 +9,23 @@ public struct BridgeConfiguration: Sendable {
     public struct UnixListener: Sendable, Equatable {
         public var path: String
         public var cid: VsockCID
+        /// The uid of the VM's VMM process, the one client of the socket:
+        /// the socket the bridge creates is its (mode 0600), and a
+        /// connection from any other uid, root's included, is refused.
+        public var vmmUID: UInt32
+
+        public init(path: String, cid: VsockCID, vmmUID: UInt32 = 0) {
+            self.path = path
+            self.cid = cid
+            self.vmmUID = vmmUID
+        }
+    }
+
+    /// A setting the bridge refuses, with a message naming it.
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+        public var description: String { message }
     }
 
     public var vsockPorts: [UInt32] = []
@@ -30,11 +47,78 @@ public struct BridgeConfiguration: Sendable {
 
     public init() {}
 
-    /// Parses "PATH=CID" (a hybrid-vsock listener).
-    public static func unixListener(_ text: String) -> UnixListener? {
-        guard let equals = text.lastIndex(of: "="), let cid = VsockCID(text[text.index(after: equals)...]),
-              cid >= 1, text[..<equals].hasPrefix("/")
-        else { return nil }
-        return UnixListener(path: String(text[..<equals]), cid: cid)
+    /// Parses "PATH=CID" (a hybrid-vsock listener whose VMM runs as root)
+    /// or "PATH=CID:USER", USER a uid (which need not be in the user
+    /// database: jailers use bare ones) or a user name that `userID` turns
+    /// into one (nil: no such user). `origin` says where the text came
+    /// from (`--unix`, or file:line), for the message.
+    public static func unixListener(_ text: String, origin: String, userID: (String) -> UInt32?) throws(Problem) -> UnixListener {
+        let malformed = Problem("\(origin) wants /absolute/path=CID or /absolute/path=CID:USER (USER: the VMM's user name or uid; root when left out), got \"\(text)\"")
+        // The path may hold "=" and ":"; CID and USER hold neither.
+        guard let equals = text.lastIndex(of: "=") else { throw malformed }
+        let path = String(text[..<equals])
+        let rest = text[text.index(after: equals)...]
+        let cidText = rest.prefix { $0 != ":" }
+        guard path.hasPrefix("/"), let cid = VsockCID(cidText), cidText.allSatisfy(\.isASCIIDigit) else { throw malformed }
+        guard cidText.endIndex < rest.endIndex else { return UnixListener(path: path, cid: cid) }
+        let user = String(rest[rest.index(after: cidText.endIndex)...])
+        guard !user.isEmpty, !user.contains(":") else { throw malformed }
+        if user.allSatisfy(\.isASCIIDigit) {
+            // (uid_t)-1 means "no change" to chown(2), not a user.
+            guard let uid = UInt32(user), uid != UInt32.max else {
+                throw Problem("\(origin): \"\(user)\" is not a uid (in \"\(text)\")")
+            }
+            return UnixListener(path: path, cid: cid, vmmUID: uid)
+        }
+        guard let uid = userID(user) else {
+            throw Problem("\(origin): no user \"\(user)\" (in \"\(text)\"); USER is the user name or uid the VM's VMM runs as")
+        }
+        return UnixListener(path: path, cid: cid, vmmUID: uid)
     }
+
+    /// Refuses hybrid-vsock listeners that would blur guest identities: a
+    /// reserved CID (0 the hypervisor, 1 vsock loopback, 2 the host), a CID
+    /// without an address in the block, one CID on two sockets (two VMs
+    /// would be one guest to mountd; Firecracker setups commonly give
+    /// every VM CID 3), and one socket given twice.
+    public func checkUnixListeners() throws(Problem) {
+        for listener in unixListeners {
+            let cid = listener.cid
+            if cid < 3 {
+                let owner = [0: "the hypervisor's", 1: "vsock loopback's (any process on this host)", 2: "the host's"][cid] ?? ""
+                throw Problem("hybrid-vsock socket \(listener.path): CID \(cid) is \(owner); a VM's CID is 3 or more")
+            }
+            if mapping.address(of: cid) == nil {
+                throw Problem("hybrid-vsock socket \(listener.path): CID \(cid) has no address in \(mapping) (CIDs up to \(mapping.maxCID))")
+            }
+        }
+        for (index, first) in unixListeners.enumerated() {
+            for second in unixListeners[(index + 1)...] {
+                if Self.samePath(first.path, second.path) {
+                    throw Problem("hybrid-vsock socket \(first.path) is given twice (\(first.path)=\(first.cid) and \(second.path)=\(second.cid)): one socket carries one VM")
+                }
+                if first.cid == second.cid {
+                    throw Problem("hybrid-vsock sockets \(first.path) and \(second.path) both have CID \(first.cid): mountd would take the two VMs for one guest; give each VM a CID of its own (Firecracker: guest_cid, Cloud Hypervisor: --vsock cid=) and name it here")
+                }
+            }
+        }
+    }
+
+    /// The configured hybrid-vsock listener on `path`, if any.
+    public func unixListener(at path: String) -> UnixListener? {
+        unixListeners.first { Self.samePath($0.path, path) }
+    }
+
+    /// Whether two spellings name the same socket file as far as the text
+    /// tells ("//" and "/./" do not count; symbolic links are not followed).
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        func components(_ path: String) -> [Substring] {
+            path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        }
+        return components(a) == components(b)
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }

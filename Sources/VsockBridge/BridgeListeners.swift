@@ -2,20 +2,56 @@
 import Glibc
 #endif
 import NFSAdmin
+import Synchronization
 
 /// Opens the bridge's listening sockets, or takes them from systemd socket
 /// activation (`ListenStream=vsock::2049`, or a hybrid-vsock Unix path).
 public enum BridgeListeners {
+    /// Hybrid-vsock sockets are created mode 0600 and owned by their VM's
+    /// VMM (see `listenUnix`); the listener set is checked first
+    /// (`BridgeConfiguration.checkUnixListeners`).
     public static func open(_ configuration: BridgeConfiguration) throws(SystemError) -> [Bridge.Listener] {
+        try check(configuration)
         var listeners: [Bridge.Listener] = []
-        for port in configuration.vsockPorts {
-            let fd = try VsockAddress(cid: VsockAddress.anyCID, port: port).listen()
-            listeners.append(.vsock(fd: fd, port: port))
-        }
-        for unix in configuration.unixListeners {
-            listeners.append(.unix(fd: try listenUnix(unix.path), path: unix.path, cid: unix.cid))
+        do throws(SystemError) {
+            for port in configuration.vsockPorts {
+                let fd = try VsockAddress(cid: VsockAddress.anyCID, port: port).listen()
+                listeners.append(.vsock(fd: fd, port: port))
+            }
+            for unix in configuration.unixListeners {
+                let fd = try listenUnix(unix.path, owner: unix.vmmUID)
+                listeners.append(.unix(fd: fd, path: unix.path, cid: unix.cid))
+            }
+            // Two spellings of one file (a symbolic link, "..") pass the
+            // textual check, and the later listener has replaced the
+            // earlier's socket: both paths now lead to the later one.
+            let paths = configuration.unixListeners.map(\.path)
+            let files = paths.map { SocketFile(path: $0) }
+            for (index, file) in files.enumerated() {
+                if let file, let other = files[(index + 1)...].firstIndex(of: file) {
+                    throw SystemError("configure", "hybrid-vsock sockets \(paths[index]) and \(paths[other]) are the same file: one socket carries one VM", errno: EINVAL)
+                }
+            }
+        } catch {
+            for listener in listeners {
+                switch listener {
+                case .vsock(let fd, _): close(fd)
+                case .unix(let fd, let path, _): close(fd); unlink(path)
+                }
+            }
+            throw error
         }
         return listeners
+    }
+
+    /// The refusals of `BridgeConfiguration.checkUnixListeners`, as a
+    /// listener error.
+    private static func check(_ configuration: BridgeConfiguration) throws(SystemError) {
+        do {
+            try configuration.checkUnixListeners()
+        } catch {
+            throw SystemError("configure", error.message, errno: EINVAL)
+        }
     }
 
     /// The first descriptor systemd passes (SD_LISTEN_FDS_START).
@@ -28,6 +64,7 @@ public enum BridgeListeners {
     /// configuration, by path.
     public static func fromSystemd(_ configuration: BridgeConfiguration, count: Int32) throws(SystemError) -> [Bridge.Listener] {
         guard count > 0 else { return [] }
+        try check(configuration)
         var listeners: [Bridge.Listener] = []
         for fd in systemdFirstFD..<(systemdFirstFD + count) {
             var storage = [UInt8](repeating: 0, count: 128)
@@ -44,8 +81,12 @@ public enum BridgeListeners {
             let family = Int32(UInt16(storage[0]) | UInt16(storage[1]) << 8)
             if family == AF_UNIX {
                 let path = String(decoding: storage[2..<Int(length)].prefix { $0 != 0 }, as: UTF8.self)
-                guard let unix = configuration.unixListeners.first(where: { $0.path == path }) else {
-                    throw SystemError("configure", "systemd socket \(path): no --unix \(path)=CID names its VM", errno: EINVAL)
+                guard let unix = configuration.unixListener(at: path) else {
+                    throw SystemError("configure", "systemd socket \(path): no --unix (or [vsock] unix =) \(path)=CID[:USER] names its VM", errno: EINVAL)
+                }
+                for case .unix(let earlier, let earlierPath, _) in listeners
+                where BridgeConfiguration.samePath(earlierPath, unix.path) {
+                    throw SystemError("configure", "systemd sockets \(earlier) and \(fd) are both \(path): one socket carries one VM", errno: EINVAL)
                 }
                 listeners.append(.unix(fd: fd, path: path, cid: unix.cid))
                 continue
@@ -55,12 +96,23 @@ public enum BridgeListeners {
         return listeners
     }
 
-    static func listenUnix(_ path: String) throws(SystemError) -> Int32 {
+    /// Held around umask(2) changes (tests read the umask under it too).
+    static let umaskLock = Mutex<Void>(())
+
+    /// A listening Unix socket at `path`, mode 0600 from the start and
+    /// owned by `owner` (the VMM's uid), so that only the VMM (and root)
+    /// can connect. Changing the owner takes root; a bridge that is not
+    /// root can only create sockets for its own uid.
+    static func listenUnix(_ path: String, owner: UInt32) throws(SystemError) -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             throw SystemError("bind", path, errno: ENAMETOOLONG)
+        }
+        let us = geteuid()
+        guard us == 0 || owner == us else {
+            throw SystemError("fchownat", "\(path) to the VMM's uid \(owner): the bridge runs as uid \(us), not root (start it as root, or as the VMM's user)", errno: EPERM)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
@@ -70,17 +122,57 @@ public enum BridgeListeners {
         // A socket file left by an earlier run would make bind fail.
         var info = stat()
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                // SAFETY: a complete sockaddr_un.
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        // bind(2) creates the file with 0777 less the umask: 0177 makes it
+        // 0600 at once, with no moment where it is wider. The umask is the
+        // process's: a file another thread creates meanwhile gets at most
+        // 0600 too, never more; the lock keeps two of these from restoring
+        // each other's 0177.
+        let (bound, bindError) = umaskLock.withLock { _ in
+            let before = umask(0o177)
+            defer { umask(before) }
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    // SAFETY: a complete sockaddr_un.
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            return (bound, errno)
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw SystemError("bind", path, errno: bindError)
+        }
+        func fail(_ call: String, _ subject: String, _ error: Int32) -> SystemError {
+            close(fd)
+            unlink(path)
+            return SystemError(call, subject, errno: error)
+        }
+        // A default ACL on the directory replaces the umask.
+        guard lstat(path, &info) == 0 else { throw fail("lstat", path, errno) }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK, info.st_mode & 0o077 == 0 else {
+            throw fail("bind", "\(path): created with mode 0\(String(info.st_mode & 0o7777, radix: 8)), not 0600 (a default ACL on its directory?)", EPERM)
+        }
+        if owner != us {
+            // Not following a symbolic link that replaced the socket.
+            guard fchownat(AT_FDCWD, path, owner, gid_t.max, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw fail("fchownat", "\(path) to uid \(owner)", errno)
             }
         }
-        if bound != 0 || listen(fd, 64) != 0 {
-            let error = errno
-            close(fd)
-            throw SystemError(bound != 0 ? "bind" : "listen", path, errno: error)
-        }
+        guard listen(fd, 64) == 0 else { throw fail("listen", path, errno) }
         return fd
+    }
+}
+
+/// A file's device and inode, to tell whether two paths are one file.
+struct SocketFile: Hashable {
+    var device: UInt64
+    var inode: UInt64
+
+    /// nil if nothing is at `path`.
+    init?(path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 }
