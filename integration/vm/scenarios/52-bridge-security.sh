@@ -24,7 +24,10 @@
 #      brings it up) listens on a privileged port; a guest user connecting
 #      from a low port (ip_unprivileged_port_start lowered) gets an
 #      unprivileged vsock port; once the relay is killed a guest user
-#      cannot listen on its port; mount.vsock refuses NFSv4.0.
+#      cannot listen on its port; mount.vsock refuses NFSv4.0;
+#   6. a hybrid-vsock socket (Firecracker style) is 0600 and its VMM's:
+#      nobody cannot connect, root is refused by SO_PEERCRED, the VMM's
+#      guest mounts as CID 7; two sockets with one CID, or CID 2, refused.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -39,13 +42,15 @@ as_nobody() { "${NOBODY[@]}" "$@"; }
 vmt_step "exports: a secret per identity, each on its own filesystem"
 R=$W/root
 vmt_mk_v4root "$R"
-for e in vm5 any lo world; do vmt_mk_ext4 "$R/$e"; done
+for e in vm5 vm7 any lo world; do vmt_mk_ext4 "$R/$e"; done
+echo "vm7 $token" > "$R/vm7/token"
 for e in vm5 any lo; do echo "$e secret $token" > "$R/$e/secret"; chmod 600 "$R/$e/secret"; done
 echo "world $token" > "$R/world/token"; chmod 644 "$R/world/token"
 mkdir -p "$W/outside"
 vmt_write_exports <<EOF2
 $R        vsock:*(ro,fsid=0,insecure) vsock:1(ro,fsid=0,insecure) vsock:5(ro,fsid=0,insecure) *(ro,fsid=0,insecure)
 $R/vm5    vsock:5(rw,no_root_squash,insecure)
+$R/vm7    vsock:7(rw,insecure)
 $R/any    vsock:*(rw,no_root_squash,insecure)
 $R/lo     vsock:1(rw,no_root_squash,insecure)
 $R/world  *(ro,insecure)
@@ -239,6 +244,39 @@ relay() {
   assert_contains "$VMT_OUT" "NFSv4.0 is refused: the host serves only NFSv4.1 and 4.2 to vsock guests" "mount.vsock -o vers=4.0"
 }
 vmt_part "5. the guest's relay: a privileged port, root's sockets only, lo up, no NFSv4.0" relay
+
+hybrid() {
+  local sock=$W/vm7.vsock_2049 log=$W/bridge-hybrid.log BRIDGE=$BIN_DIR/nfs-vsock-bridge
+  vmt_note "a second bridge (root: it joins the namespace and drops root) serves one Firecracker-style socket, VMM uid 1234"
+  vmt_start_daemon bridge-hybrid "$log" "$BRIDGE" --unix "$sock=7:1234" --status-file none -d
+  wait_for 10 "the hybrid bridge" grep -q forwarding "$log"
+  assert_eq "600 1234" "$(stat -c '%a %u' "$sock")" "the hybrid socket's mode and owner"
+  vmt_capture "${NOBODY[@]}" timeout 5 socat -u /dev/null "UNIX-CONNECT:$sock"
+  assert_ne 0 "$VMT_RC" "nobody connected to the hybrid socket"
+  assert_contains "$VMT_OUT" "Permission denied" "nobody on the hybrid socket"
+  vmt_capture timeout 5 sh -c "sleep 1 | socat - UNIX-CONNECT:$sock"
+  wait_for 10 "the bridge to refuse root" grep -q "uid 0 is not the VM's VMM (uid 1234)" "$log"
+  vmt_note "the VMM (uid 1234) relays for its guest: the guest mounts its export"
+  vmt_run ip netns add g7
+  vmt_run ip -n g7 link set lo up
+  vmt_start_daemon vmm7 "$W/vmm7.log" nsenter --net=/run/netns/g7 setpriv --reuid=1234 --regid=1234 --clear-groups -- \
+    socat TCP-LISTEN:40007,bind=127.0.0.1,reuseaddr,fork "UNIX-CONNECT:$sock"
+  wait_for 10 "the VMM's relay" sh -c 'nsenter --net=/run/netns/g7 ss -ltn | grep -q 127.0.0.1:40007'
+  mkdir -p "$W/m7"
+  vmt_capture nsenter --net=/run/netns/g7 timeout 60 mount -t nfs4 -o vers=4.1,port=40007,soft,timeo=50,retrans=2 127.0.0.1:/vm7 "$W/m7"
+  [ "$VMT_RC" = 0 ] || fail "the hybrid guest could not mount its export"
+  assert_eq "vm7 $token" "$(timeout 20 cat "$W/m7/token")" "the hybrid guest reads its export"
+  vmt_umount "$W/m7"
+  grep -q "vsock:7 via $sock connected as 127.64.0.7" "$log" || fail "the hybrid guest did not arrive as CID 7"
+  vmt_note "two sockets with one CID (two Firecracker VMs left at CID 3), or a CID below 3: refused at start"
+  vmt_capture "$BRIDGE" --unix "$W/fc1.vsock_2049=3" --unix "$W/fc2.vsock_2049=3" --status-file none
+  assert_ne 0 "$VMT_RC" "two hybrid sockets with CID 3"
+  assert_contains "$VMT_OUT" "both have CID 3" "two hybrid sockets with CID 3"
+  vmt_capture "$BRIDGE" --unix "$W/h2.vsock_2049=2" --status-file none
+  assert_ne 0 "$VMT_RC" "a hybrid socket with CID 2"
+  assert_contains "$VMT_OUT" "a VM's CID is 3 or more" "a hybrid socket with CID 2"
+}
+vmt_part "6. hybrid vsock: a 0600 socket of the VMM's user, SO_PEERCRED, no shared or reserved CIDs" hybrid
 
 vmt_parts_end
 vmt_step "ok"
