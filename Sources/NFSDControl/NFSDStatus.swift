@@ -9,6 +9,27 @@ public struct NFSDStatus: Sendable, Equatable {
     public var leaseTime: Int?
     public var graceTime: Int?
 
+    /// The nfsd instance that serves bridged guests, in the bridge's
+    /// network namespace (nil: there is none).
+    public struct GuestNFSD: Sendable, Equatable {
+        public var namespace: String
+        public var threads: Int
+        public var versions: String
+        public var listeners: [String]
+        /// The recorded guest block (nil: missing or unreadable record).
+        public var guestBlock: String?
+
+        public init(namespace: String, threads: Int, versions: String, listeners: [String], guestBlock: String?) {
+            self.namespace = namespace
+            self.threads = threads
+            self.versions = versions
+            self.listeners = listeners
+            self.guestBlock = guestBlock
+        }
+    }
+
+    public var guestNFSD: GuestNFSD? = nil
+
     public init(kernel: NFSDKernel) {
         mounted = kernel.isMounted
         threads = kernel.threads
@@ -16,6 +37,12 @@ public struct NFSDStatus: Sendable, Equatable {
         listeners = kernel.portlist
         leaseTime = kernel.read("nfsv4leasetime").flatMap { Int($0.trimmingCharacters(in: " \n")) }
         graceTime = kernel.read("nfsv4gracetime").flatMap { Int($0.trimmingCharacters(in: " \n")) }
+        let namespace = BridgeNamespace(paths: kernel.paths)
+        let guestKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        if namespace.exists || guestKernel.isMounted {
+            guestNFSD = GuestNFSD(namespace: namespace.pin, threads: guestKernel.threads, versions: guestKernel.versions,
+                                  listeners: guestKernel.portlist, guestBlock: (try? namespace.guestBlock()).map { "\($0)" })
+        }
     }
 
     public init(mounted: Bool, threads: Int, versions: String, listeners: [String], leaseTime: Int?, graceTime: Int?) {
@@ -56,7 +83,7 @@ public struct NFSDStatus: Sendable, Equatable {
         guard mounted else {
             // A bridge may outlive the server (or run before it): still show it.
             let bridgeText = bridge.map { $0.reading != .absent || $0.pidFilePID != nil ? $0.text : "" } ?? ""
-            return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" + bridgeText
+            return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" + (guestNFSD.map(guestNFSDText) ?? "") + bridgeText
         }
         var out = ""
         out += "state:      \(threads > 0 ? "running" : "stopped")\n"
@@ -66,9 +93,27 @@ public struct NFSDStatus: Sendable, Equatable {
         out += "lease time: \(leaseTime.map { "\($0) s" } ?? "-")\n"
         out += "grace time: \(graceTime.map { "\($0) s" } ?? "-")\n"
         out += "vsock:      \(vsockState)\n"
+        if let guestNFSD { out += guestNFSDText(guestNFSD) }
         // The bridge is worth showing when it runs or left a stale status.
         if let bridge, bridge.reading != .absent || bridge.pidFilePID != nil { out += bridge.text }
         return out
+    }
+
+    var guestNFSDJSON: String {
+        guard let guest = guestNFSD else { return "null" }
+        let quote = JSONText.quote
+        return "{\"namespace\": \(quote(guest.namespace)), \"threads\": \(guest.threads), \"versions\": \(quote(guest.versions)), "
+            + "\"listeners\": [\(guest.listeners.map(quote).joined(separator: ", "))], "
+            + "\"guestBlock\": \(guest.guestBlock.map(quote) ?? "null")}"
+    }
+
+    /// "guest nfsd: 8 threads in network namespace nfs-vsock (...), versions ..., listeners ..., guests from ..."
+    func guestNFSDText(_ guest: GuestNFSD) -> String {
+        let state = guest.threads > 0 ? "\(guest.threads) threads" : "stopped"
+        return "guest nfsd: \(state) in network namespace \(BridgeNamespace.name) (\(guest.namespace)), "
+            + "versions \(guest.versions.isEmpty ? "-" : guest.versions), "
+            + "listeners \(guest.listeners.isEmpty ? "none" : guest.listeners.joined(separator: ", ")), "
+            + "guests from \(guest.guestBlock ?? "? (no block recorded)")\n"
     }
 
     public var json: String {
@@ -79,7 +124,7 @@ public struct NFSDStatus: Sendable, Equatable {
             "listeners": [\(listenerList)], "leaseTime": \(leaseTime.map(String.init) ?? "null"), \
             "graceTime": \(graceTime.map(String.init) ?? "null"), \
             "vsock": {"kernelPorts": [\(kernelVsockPorts.map(String.init).joined(separator: ", "))], "state": \(quote(vsockState)), \
-            "bridge": \(bridge?.json ?? "null")}}
+            "guestNFSD": \(guestNFSDJSON), "bridge": \(bridge?.json ?? "null")}}
 
             """
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import NFSAdmin
 @testable import NFSDControl
@@ -91,5 +94,30 @@ struct BridgeStatusReportTests {
     @Test("durations", arguments: [(-3, "0 s"), (59, "59 s"), (119, "119 s"), (300, "5 min"), (7500, "2 h 5 min"), (90000, "1 d 1 h")])
     func durations(seconds: Int, text: String) {
         #expect(BridgeStatusReport.duration(seconds) == text)
+    }
+}
+
+@Suite("nfsd-control status: the guests' nfsd")
+struct GuestNFSDStatusTests {
+    @Test("the nfsd in the bridge's namespace is shown with its recorded block, in text and JSON")
+    func guestNFSD() throws {
+        var template = Array("/tmp/nfsd-status-XXXXXX".utf8CString)
+        let root = template.withUnsafeMutableBufferPointer { buffer in
+            // SAFETY: mkdtemp writes into the NUL-terminated template in place.
+            String(cString: mkdtemp(buffer.baseAddress!)!)
+        }
+        let paths = SystemPaths(root: root)
+        try FileSystem.makeDirectories(paths.bridgeNFSD, mode: 0o755)
+        try FileSystem.makeDirectories(paths.procNFSD, mode: 0o755)
+        for (name, text) in [("threads", "8\n"), ("versions", "-3 +4 -4.0 +4.1 +4.2\n"), ("portlist", "tcp 2049\n")] {
+            try FileSystem.replaceIfChanged(paths.bridgeNFSD + "/" + name, with: Array(text.utf8))
+        }
+        try FileSystem.replaceIfChanged(paths.bridgeGuestBlock, with: Array("127.64.0.0/10\n".utf8))
+        let status = NFSDStatus(kernel: NFSDKernel(paths: paths))
+        let guest = try #require(status.guestNFSD)
+        #expect(guest.threads == 8 && guest.listeners == ["tcp 2049"] && guest.guestBlock == "127.64.0.0/10")
+        #expect(status.text.contains("guest nfsd: 8 threads in network namespace nfs-vsock (\(root)/run/netns/nfs-vsock), versions -3 +4 -4.0 +4.1 +4.2, listeners tcp 2049, guests from 127.64.0.0/10"), "\(status.text)")
+        #expect(status.json.contains("\"guestNFSD\": {\"namespace\": \"\(root)/run/netns/nfs-vsock\", \"threads\": 8"), "\(status.json)")
+        #expect(NFSDStatus(kernel: NFSDKernel(paths: SystemPaths(root: root + "/none"))).guestNFSD == nil)
     }
 }

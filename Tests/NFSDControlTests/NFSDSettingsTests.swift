@@ -129,3 +129,48 @@ struct NFSDSettingsTests {
         #expect(VsockAddress(bytes: bytes) == VsockAddress(cid: VsockAddress.anyCID, port: 2049))
     }
 }
+
+@Suite("rpc.nfsd and the bridge's nfsd")
+struct BridgeInstanceSettingsTests {
+    @Test("where the host's nfsd listens: -H / host=, else everywhere, but 127.0.0.1 only when vsock is asked for", arguments: [
+        ([String](), "", [String?]([nil])),
+        (["--vsock", "2049"], "", ["127.0.0.1"]),
+        (["--vsock", "2049", "-H", "10.0.0.1"], "", ["10.0.0.1"]),
+        ([], "[nfsd]\nvsock = 2049\n", ["127.0.0.1"]),
+        ([], "[nfsd]\nvsock = 2049\nhost = 0.0.0.0\n", ["0.0.0.0"]),
+    ])
+    func listenHosts(arguments: [String], conf: String, expected: [String?]) throws {
+        #expect(try settings(arguments, conf: conf).listenHosts == expected)
+    }
+
+    @Test("the guests' nfsd: NFSv4.1 and 4.2 as switched, never NFSv3 or NFSv4.0", arguments: [
+        ([String](), "-2 -3 +4 -4.0 +4.1 +4.2 \n"),
+        (["-N", "4.2"], "-2 -3 +4 -4.0 +4.1 -4.2 \n"),
+        (["-N", "4.1"], "-2 -3 +4 -4.0 -4.1 +4.2 \n"),
+        (["-V", "4.0", "-V", "3"], "-2 -3 +4 -4.0 +4.1 +4.2 \n"),
+    ])
+    func bridgeVersions(arguments: [String], text: String) throws {
+        let minors = try #require(try settings(arguments).bridgeVersions)
+        #expect(NFSDProcText.bridgeVersions(minors) == text)
+    }
+
+    @Test("no guest service without NFSv4.1 or 4.2")
+    func noBridgeVersions() throws {
+        #expect(try settings(["-N", "4.1", "-N", "4.2"]).bridgeVersions == nil)
+        #expect(try settings(["-N", "4"]).bridgeVersions == nil)
+        #expect(NFSDError.noBridgeVersions.description.contains("NFSv4.1 and 4.2 only"))
+    }
+
+    @Test("the guest block comes from [vsock] loopback-block; a bad one names file and line")
+    func guestBlock() throws {
+        #expect(try settings([]).guestBlock == .default)
+        #expect(try settings([], conf: "[vsock]\nloopback-block = 127.64.0.0/10\n").guestBlock.description == "127.64.0.0/10")
+        #expect(throws: (any Error).self) { try settings([], conf: "[vsock]\nloopback-block = 127.0.0.0/9\n") }
+        do {
+            _ = try settings([], conf: "\n[vsock]\nloopback-block = 127.0.0.0/9\n")
+        } catch {
+            #expect("\(error)".contains("/etc/nfs.conf:3: [vsock] loopback-block"), "\(error)")
+            #expect("\(error)".contains("holds 127.0.0.0/24"), "\(error)")
+        }
+    }
+}
