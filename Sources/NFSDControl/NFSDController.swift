@@ -160,19 +160,19 @@ public struct NFSDController {
     func startBridgeInstance(_ settings: NFSDSettings) throws(NFSDError) -> BridgeInstance {
         guard let minors = settings.bridgeVersions else { throw .noBridgeVersions }
         let namespace = BridgeNamespace(paths: kernel.paths)
-        if namespace.exists {
+        if namespace.exists || FileSystem.exists(namespace.pin) {
             log("replacing the bridge's namespace left by an earlier server")
             stopBridgeInstance()
         }
         do {
             try namespace.create(block: settings.guestBlock)
         } catch {
-            throw .bridgeNamespace("create \(namespace.pin)", error)
+            throw .bridgeNamespace(error)
         }
         log("created network namespace \(BridgeNamespace.name) (\(namespace.pin)), guests from \(settings.guestBlock)")
         let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
         let listener = "127.0.0.1:\(settings.port)"
-        try namespace.withEntered(enterFailed: { NFSDError.bridgeNamespace("enter \(namespace.pin)", $0) }) { () throws(NFSDError) in
+        try namespace.withEntered(enterFailed: { NFSDError.bridgeNamespace($0) }) { () throws(NFSDError) in
             do throws(SystemError) {
                 try bridgeKernel.write("versions", NFSDProcText.bridgeVersions(minors))
                 if let lease = settings.leaseTime { try bridgeKernel.write("nfsv4leasetime", NFSDProcText.number(lease)) }
@@ -214,7 +214,8 @@ public struct NFSDController {
     public func stopBridgeInstance() -> Bool {
         let namespace = BridgeNamespace(paths: kernel.paths)
         let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
-        guard namespace.exists || bridgeKernel.isMounted else { return false }
+        // A pin file may outlive its namespace (unpinned elsewhere): it goes too.
+        guard namespace.exists || bridgeKernel.isMounted || FileSystem.exists(namespace.pin) else { return false }
         // threads and versions act on the namespace of the filesystem
         // they belong to, whichever thread writes them.
         if bridgeKernel.isMounted && bridgeKernel.threads > 0 { try? bridgeKernel.write("threads", "0\n") }

@@ -82,7 +82,7 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
     case noVsockTransport(port: UInt32, SystemError)
     /// The bridge's namespace or its nfsd instance could not be set up:
     /// vsock is not served (fail closed).
-    case bridgeNamespace(String, SystemError)
+    case bridgeNamespace(SystemError)
     case noBridgeVersions
 
     public var description: String {
@@ -107,8 +107,8 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
                 return "the kernel could not register the \(transport.rawValue) listener \(name) with rpcbind (\(error)): NFSv3 needs rpcbind running; start it, or serve NFSv4 only with -N 3"
             }
             return "the kernel refused the \(transport.rawValue) listener \(name) (\(error))"
-        case .bridgeNamespace(let step, let error):
-            return "cannot set up the vsock bridge's network namespace (\(step): \(error)); vsock is not served: without the namespace any host process could pass as a guest"
+        case .bridgeNamespace(let error):
+            return "cannot set up the vsock bridge's network namespace (\(error)); vsock is not served: without the namespace any host process could pass as a guest"
         case .noBridgeVersions:
             return "vsock guests are served NFSv4.1 and 4.2 only (NFSv4.0 callbacks would have nfsd connect out from this host): enable 4.1 or 4.2"
         case .noVsockTransport(let port, let error):

@@ -155,6 +155,21 @@ vmt_capture "$NFSD" -N 3 --vsock 2049 8
 assert_contains "$VMT_OUT" "holds 127.0.0.0/24" "a block holding 127.0.0.1 refused"
 [ "$(threads)" = 0 ] && [ ! -e "$VMT_BRIDGE_NS" ] || fail "a refused block left a server behind"
 : > /etc/nfs.conf
+vmt_note "fail closed: the namespace cannot be made (a read-only /run/netns)"
+mkdir -p /run/netns
+mount -t tmpfs -o ro,mode=0755 vmt-ro-netns /run/netns
+vmt_defer "umount /run/netns 2>/dev/null || true"
+vmt_capture "$NFSD" -N 3 --vsock 2049 8
+[ "$VMT_RC" != 0 ] || fail "rpc.nfsd served vsock without the bridge's namespace"
+assert_contains "$VMT_OUT" "cannot set up the vsock bridge's network namespace" "fail closed: the reason"
+assert_contains "$VMT_OUT" "vsock is not served" "fail closed: what it means"
+[ "$(threads)" = 0 ] && [ -z "$(portlist)" ] || fail "a failed namespace left the host's nfsd running: threads $(threads), '$(portlist)'"
+[ -z "$(vmt_bridge_pid)" ] || ! kill -0 "$(vmt_bridge_pid)" 2>/dev/null || fail "a failed namespace left a bridge running"
+umount /run/netns
+vmt_note "a leftover pin file (its namespace gone) does not block the next start"
+touch "$VMT_BRIDGE_NS"
+vmt_run "$NFSD" -N 3 --vsock 2049 8
+vmt_run "$NFSD" 0
 
 vmt_step "7. a port in use"
 python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 2050)); s.listen(); time.sleep(60)' &

@@ -13,7 +13,9 @@
 #      having no vsock transport, nfs-vsock-bridge.socket; no rpcbind;
 #   4. a guest (local CID 1, its own network namespace) mounts over vsock with
 #      `mount -t vsock`, writes and reads; the socket started the bridge,
-#      which runs as a dynamic user; nfsd-control status lists CID 1;
+#      which runs as a dynamic user with no capability in the namespace
+#      rpc.nfsd made (NetworkNamespacePath=), where the guests' nfsd is and
+#      mountd answers it; nfsd-control status lists CID 1;
 #   5. systemctl reload nfs-server applies an added export;
 #   6. systemctl stop nfs-server: no threads, listeners, mountd, bridge or
 #      exports left; make uninstall removes exactly what install added.
@@ -120,7 +122,11 @@ assert_not_contains "$deps" "rpcbind" "NFSv4 only: no rpcbind dependency or orde
 assert_ne active "$(systemctl is-active rpcbind.service)" "rpcbind.service was not started"
 assert_contains "$(journalctl -b -u nfs-server.service --no-pager)" "served by nfs-vsock-bridge.socket" "rpc.nfsd says the bridge serves vsock"
 assert_contains "$(grep "$R/data" "$NFS_STATE_DIR/etab")" "vsock:1" "ExecStartPre exportfs -r wrote etab"
+[ -e "$VMT_BRIDGE_NS" ] || fail "rpc.nfsd made no bridge namespace"
+assert_eq 4 "$(cat "$VMT_BRIDGE_NFSD/threads")" "the guests' nfsd runs the configured 4 threads"
+wait_for 10 "mountd (hardened unit) to answer the guests' nfsd" sh -c "journalctl -b -u nfs-mountd.service --no-pager | grep -q \"answering the vsock bridge's nfsd too\""
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || true
+vmt_end_bridge_grace
 
 # ------------------------------------------------------------------ 4
 vmt_step "a guest mounts over vsock: mount -t vsock 1:/data"
@@ -136,9 +142,12 @@ vmt_run sync
 cmp "$W/blob" "$R/data/blob" || fail "the server's copy differs"
 cmp "$W/blob" "$W/mnt/blob" || fail "the guest reads back something else"
 assert_eq active "$(systemctl is-active nfs-vsock-bridge.service)" "the socket started nfs-vsock-bridge.service"
-user=$(ps -o user= -p "$(systemctl show -p MainPID --value nfs-vsock-bridge.service)")
+bridge_pid=$(systemctl show -p MainPID --value nfs-vsock-bridge.service)
+user=$(ps -o user= -p "$bridge_pid")
 assert_ne root "$user" "the bridge runs as a dynamic user, not root"
 vmt_note "bridge runs as $user"
+assert_eq "$(stat -L -c %i "$VMT_BRIDGE_NS")" "$(stat -L -c %i "/proc/$bridge_pid/ns/net")" "the socket-activated bridge runs in namespace nfs-vsock"
+assert_eq 0000000000000000 "$(awk '/^CapEff:/ { print $2 }' "/proc/$bridge_pid/status")" "the bridge keeps no capability"
 status=$(/usr/local/sbin/nfsd-control status)
 echo "$status" | sed 's/^/  | /'
 assert_contains "$status" "127.128.0.1" "nfsd-control status lists guest CID 1 at 127.128.0.1"
@@ -172,6 +181,7 @@ assert_not_contains "$(ss -H --vsock -l)" ":2049" "nothing listens on vsock 2049
 assert_eq "" "$(pgrep -x mountd || true)$(pgrep -x rpc.mountd || true)$(pgrep -f nfs-vsock-bridge || true)" "no mountd or bridge process"
 assert_eq "" "$(cat "$NFS_STATE_DIR/etab")" "exportfs -au emptied etab"
 [ ! -e /run/nfs-vsock-bridge.wanted ] || fail "/run/nfs-vsock-bridge.wanted left behind"
+[ ! -e "$VMT_BRIDGE_NS" ] || fail "the bridge's namespace left behind"
 
 vmt_step "make uninstall"
 cp "$MANIFEST" "$W/manifest"
