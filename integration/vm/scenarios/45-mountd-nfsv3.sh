@@ -61,28 +61,9 @@ vmt_write_exports <<EOF2
 $W/v3      127.0.0.1(rw,no_root_squash,secure)
 EOF2
 vmt_run "$EXPORTFS" -ra
-python3 - "$W/v3" <<'PY'
-import socket, struct, sys
-path = sys.argv[1].encode()
-def xdr_string(b): return struct.pack(">I", len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
-# Find mountd's TCP port from rpcbind (PMAPPROC_GETPORT, v2).
-def rpc(sock, prog, vers, proc, args):
-    call = struct.pack(">IIIIII", 1, 0, 2, prog, vers, proc) + struct.pack(">IIII", 0, 0, 0, 0) + args
-    sock.sendall(struct.pack(">I", 0x80000000 | len(call)) + call)
-    size = struct.unpack(">I", sock.recv(4))[0] & 0x7fffffff
-    data = b""
-    while len(data) < size: data += sock.recv(size - len(data))
-    return data
-pm = socket.create_connection(("127.0.0.1", 111))
-port = struct.unpack(">I", rpc(pm, 100000, 2, 3, struct.pack(">IIII", 100005, 3, 6, 0))[-4:])[0]
-s = socket.socket()
-s.bind(("127.0.0.1", 0))  # an unprivileged source port
-s.connect(("127.0.0.1", port))
-reply = rpc(s, 100005, 3, 1, xdr_string(path))
-status = struct.unpack(">I", reply[24:28])[0]
-print("  MNT from unprivileged port", s.getsockname()[1], "-> mountstat3", status)
-sys.exit(0 if status == 13 else 1)
-PY
+status=$(python3 "$(dirname "$VMT_LIB")/mnt-call.py" 127.0.0.1 "$W/v3")
+vmt_note "MNT from an unprivileged port -> mountstat3 $status"
+assert_eq 13 "$status" "MNT from an unprivileged port to a secure export"
 grep -q "illegal port" "$W/mountd.log" || fail "mountd did not log the illegal port"
 
 vmt_step "6. umount removes the rmtab entry; stopping mountd unregisters"

@@ -164,27 +164,7 @@ EOF2
 vmt_part "2. a container's process over vsock loopback (CID 1) is no guest" attack2
 
 mount_protocol() {
-  cat > "$W/mnt.py" <<'PY'
-# MOUNT v3 MNT from a given source address: prints the mountstat3.
-import socket, struct, sys
-source, path = sys.argv[1], sys.argv[2].encode()
-def xdr_string(b): return struct.pack(">I", len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
-def rpc(sock, prog, vers, proc, args):
-    call = struct.pack(">IIIIII", 1, 0, 2, prog, vers, proc) + struct.pack(">IIII", 0, 0, 0, 0) + args
-    sock.sendall(struct.pack(">I", 0x80000000 | len(call)) + call)
-    size = struct.unpack(">I", sock.recv(4))[0] & 0x7fffffff
-    data = b""
-    while len(data) < size: data += sock.recv(size - len(data))
-    return data
-pm = socket.create_connection(("127.0.0.1", 111))
-port = struct.unpack(">I", rpc(pm, 100000, 2, 3, struct.pack(">IIII", 100005, 3, 6, 0))[-4:])[0]
-s = socket.socket()
-s.bind((source, 0))
-s.connect(("127.0.0.1", port))
-reply = rpc(s, 100005, 3, 1, xdr_string(path))
-print(struct.unpack(">I", reply[24:28])[0])
-PY
-  mnt() { python3 "$W/mnt.py" "$@"; }
+  mnt() { python3 "$(dirname "$VMT_LIB")/mnt-call.py" "$@"; }
   vmt_run "$REF_EXPORTFS" -f
   assert_eq 13 "$(mnt 127.64.0.5 "$R/world")" "MNT of a *(ro,insecure) export from a guest-block address: EACCES"
   grep -q "refused MOUNT call from 127.64.0.5" "$W/mountd.log" || fail "mountd did not log the refused MOUNT call"
