@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# Real guests inside the test VM: nested QEMU (software emulation again)
+# with vhost-vsock, each guest its own kernel and CID, booted from a minimal
+# initramfs that holds only busybox, the static mount.vsock and Debian's
+# modules for virtio, vsock and the NFS client: no nfs-utils, no network
+# configuration, as the smallest guest a user may have. Sourced by lib.sh.
+#
+#   vmt_guest_start NAME CID SCRIPT [qemu args...]
+#       builds NAME's initramfs (SCRIPT becomes /guest.sh; $VMT_GUEST_FILES,
+#       "src:dest" pairs, are copied in too) and boots it in the background;
+#       the guest's serial console goes to $VMT_WORK/guest-NAME.console.
+#   vmt_guest_wait NAME SECONDS
+#       waits for the guest's script to end, prints its console (script
+#       output only, "| " prefixed), sets VMT_GUEST_RC to its exit status.
+#   vmt_guest_result NAME KEY
+#       the last "@@result KEY VALUE" line the guest printed.
+#   vmt_guest_wait_for NAME SECONDS PATTERN
+#       waits until the guest's console has a line matching PATTERN.
+#
+# The guest's init mounts proc, sys, dev, loads the modules, sets the host
+# name to NAME (NFSv4 clients of one server must have distinct owners: two
+# guests named "(none)" would take over each other's state), runs
+# /guest.sh with its output on the console and powers off. Its loopback
+# is left down: mount.vsock must bring it up itself.
+#
+# Measured here (Debian 6.1, TCG inside TCG): /init runs 30-40 s after the
+# guest starts; two guests boot side by side.
+
+VMT_GUEST_MEMORY=${VMT_GUEST_MEMORY:-448}
+VMT_GUEST_HELPER=${VMT_GUEST_HELPER:-${GUEST_BIN_DIR:-$(dirname "${BASH_SOURCE[0]}")/../../.build/guest-static/release}/mount.vsock}
+# Loaded in this order after their dependencies (modules.dep decides those).
+VMT_GUEST_MODULES=(virtio_pci vmw_vsock_virtio_transport nfsv4)
+
+# vmt_guest_module_files: the .ko paths (relative to /lib/modules/KVER) of
+# the wanted modules and everything they depend on, dependencies first.
+vmt_guest_module_files() {
+  local kver=$1 m path
+  shift
+  local -A seen=()
+  local order=()
+  visit() {
+    local rel=$1 dep
+    [ -z "${seen[$rel]:-}" ] || return 0
+    seen[$rel]=1
+    for dep in $(awk -v m="$rel:" '$1 == m { $1 = ""; print }' "/lib/modules/$kver/modules.dep"); do visit "$dep"; done
+    order+=("$rel")
+  }
+  for m in "$@"; do
+    path=$(modinfo -k "$kver" -n "$m" 2>/dev/null) || { echo "vmt_guest_module_files: no module $m" >&2; return 1; }
+    [[ "$path" == /lib/modules/* ]] || continue   # built in
+    visit "${path#/lib/modules/$kver/}"
+  done
+  printf '%s\n' "${order[@]}"
+}
+
+# vmt_guest_initramfs NAME SCRIPT OUT
+vmt_guest_initramfs() {
+  local name=$1 script=$2 out=$3 kver dir f pair
+  kver=$(uname -r)
+  dir=$VMT_WORK/guest-$name.root
+  rm -rf "$dir"
+  mkdir -p "$dir"/{bin,sbin,proc,sys,dev,tmp,mnt,lib/modules,etc}
+  cp /bin/busybox "$dir/bin/busybox"
+  [ -x "$VMT_GUEST_HELPER" ] || fail "no static mount.vsock at $VMT_GUEST_HELPER (make guest)"
+  strip -o "$dir/sbin/mount.vsock" "$VMT_GUEST_HELPER"
+  vmt_guest_module_files "$kver" "${VMT_GUEST_MODULES[@]}" > "$dir/modules.order"
+  while read -r f; do
+    mkdir -p "$dir/lib/modules/$(dirname "$f")"
+    cp "/lib/modules/$kver/$f" "$dir/lib/modules/$f"
+  done < "$dir/modules.order"
+  cp "$script" "$dir/guest.sh"
+  for pair in ${VMT_GUEST_FILES:-}; do cp "${pair%%:*}" "$dir/${pair#*:}"; done
+  cat > "$dir/init" <<EOF2
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs -o size=160m tmp /tmp
+for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "@@init: insmod \$m failed"; done
+hostname $name
+read -r up _ < /proc/uptime
+echo "@@guest-start \$up"
+sh /guest.sh
+echo "@@guest-exit \$?"
+sync
+poweroff -f
+EOF2
+  chmod 755 "$dir/init" "$dir/guest.sh"
+  (cd "$dir" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
+}
+
+vmt_guest_start() { # NAME CID SCRIPT [qemu args...]
+  local name=$1 cid=$2 script=$3 initrd=$VMT_WORK/guest-$1.cpio.gz
+  shift 3
+  [ -e /dev/vhost-vsock ] || modprobe vhost_vsock || fail "no vhost_vsock in the test VM"
+  vmt_guest_initramfs "$name" "$script" "$initrd"
+  vmt_note "guest $name: CID $cid, initramfs $(du -k "$initrd" | cut -f1) KiB, ${VMT_GUEST_MEMORY} MiB"
+  vmt_start_daemon "guest-$name" "$VMT_WORK/guest-$name.qemu.log" \
+    qemu-system-x86_64 -m "$VMT_GUEST_MEMORY" -smp 1 -nographic -no-reboot -nodefaults \
+      -serial "file:$VMT_WORK/guest-$name.console" \
+      -kernel "/boot/vmlinuz-$(uname -r)" -initrd "$initrd" \
+      -append "console=ttyS0 loglevel=1 panic=-1" \
+      -device "vhost-vsock-pci,guest-cid=$cid" "$@"
+}
+
+vmt_guest_wait_for() { # NAME SECONDS PATTERN
+  wait_for "$2" "guest $1 to print '$3'" grep -qE -- "$3" "$VMT_WORK/guest-$1.console"
+}
+
+vmt_guest_wait() { # NAME SECONDS
+  local name=$1 console=$VMT_WORK/guest-$1.console pid
+  pid=$(vmt_pid "guest-$name")
+  local deadline=$(( $(date +%s) + $2 ))
+  until grep -q '^@@guest-exit' "$console" 2>/dev/null; do
+    if vmt_pid_gone "$pid"; then break; fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tr -d '\r' < "$console" | sed 's/^/  | /' | tail -n 40
+      fail "guest $name did not finish within $2 s"
+    fi
+    sleep 1
+  done
+  printf -- '--- guest %s\n' "$name"
+  tr -d '\r' < "$console" | sed 's/^/  | /'
+  VMT_GUEST_RC=$(tr -d '\r' < "$console" | sed -n 's/^@@guest-exit \([0-9]*\)$/\1/p' | tail -n 1)
+  [ -n "$VMT_GUEST_RC" ] || fail "guest $name ended without running its script to the end"
+  wait_for 60 "guest $name's QEMU to exit" vmt_pid_gone "$pid"
+}
+
+vmt_guest_result() { # NAME KEY
+  tr -d '\r' < "$VMT_WORK/guest-$1.console" | sed -n "s/^@@result $2 //p" | tail -n 1
+}
