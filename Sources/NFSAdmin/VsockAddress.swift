@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 /// struct sockaddr_vm, built byte by byte so that every field, svm_flags
 /// and the padding included, is exactly what the kernel expects:
