@@ -91,10 +91,7 @@ public enum NetworkNamespace {
         do {
             // The mount point: a new empty file (never an existing one, nor
             // a symlink planted there).
-            let placeholder = try check("create", path) {
-                open(path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0)
-            }
-            close(placeholder)
+            close(try FileSystem.createNew(path, mode: 0))
         } catch {
             throw failed(error)
         }

@@ -45,7 +45,7 @@ public struct BridgeProcess: Sendable {
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         if count > 0 {
             let own = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let sibling = PathParts.directory(own) + "/nfs-vsock-bridge"
+            let sibling = FileSystem.directory(of: own) + "/nfs-vsock-bridge"
             if access(sibling, X_OK) == 0 { return sibling }
         }
         return "nfs-vsock-bridge"
@@ -61,7 +61,7 @@ public struct BridgeProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, FileSystem.OpenFlags.childLog, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -92,12 +92,5 @@ public struct BridgeProcess: Sendable {
         for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
         unlink(pidFile)
         return true
-    }
-}
-
-enum PathParts {
-    static func directory(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }
