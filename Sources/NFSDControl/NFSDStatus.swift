@@ -55,7 +55,7 @@ public struct NFSDStatus: Sendable, Equatable {
     public var text: String {
         guard mounted else {
             // A bridge may outlive the server (or run before it): still show it.
-            let bridgeText = bridge.map { $0.reading != .absent || $0.pidFilePID != nil ? $0.text : "" } ?? ""
+            let bridgeText = bridge.map { $0.isWorthShowing ? $0.text : "" } ?? ""
             return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" + bridgeText
         }
         var out = ""
@@ -67,7 +67,7 @@ public struct NFSDStatus: Sendable, Equatable {
         out += "grace time: \(graceTime.map { "\($0) s" } ?? "-")\n"
         out += "vsock:      \(vsockState)\n"
         // The bridge is worth showing when it runs or left a stale status.
-        if let bridge, bridge.reading != .absent || bridge.pidFilePID != nil { out += bridge.text }
+        if let bridge, bridge.isWorthShowing { out += bridge.text }
         return out
     }
 

@@ -80,6 +80,24 @@ struct BridgeStatusReportTests {
         #expect(nfsd.json.contains("\"bridge\": {\"running\": false, \"pid\": null"))
     }
 
+    @Test("an older pid-only pid file is reported as unverified, in text and JSON")
+    func unverifiedPIDFile() {
+        let unverified = UnverifiedPIDFile(path: "/run/nfs-vsock-bridge.pid", pid: 4242)
+        let absent = BridgeStatusReport(reading: .absent, statusPath: "/run/nfs-vsock-bridge/status", pidFilePID: nil,
+                                        unverifiedPIDFile: unverified, now: 1300)
+        #expect(absent.isWorthShowing)
+        #expect(absent.text.hasPrefix("bridge:     unknown\n            /run/nfs-vsock-bridge.pid names pid 4242 without its start time"))
+        #expect(absent.json == """
+            {"running": false, "pid": null, "statusFile": "/run/nfs-vsock-bridge/status", \
+            "unverifiedPidFile": {"path": "/run/nfs-vsock-bridge.pid", "pid": 4242}}
+            """)
+        var nfsd = kernel
+        nfsd.bridge = absent
+        #expect(nfsd.vsockState == "not served", "an unverified pid is not counted as the bridge")
+        #expect(nfsd.text.contains("bridge:     unknown"))
+        #expect(!report(.absent).isWorthShowing)
+    }
+
     @Test("sizes", arguments: [
         (UInt64(0), "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (10_485_760, "10.0 MiB"),
         (5_400_000_000, "5.0 GiB"),
@@ -93,3 +111,4 @@ struct BridgeStatusReportTests {
         #expect(BridgeStatusReport.duration(seconds) == text)
     }
 }
+

@@ -105,8 +105,11 @@ grep -q "served by nfs-vsock-bridge (pid [0-9]*) through tcp 127.0.0.1:2049" <<<
 [ "$(portlist)" = "tcp 2049;" ] || fail "portlist '$(portlist)'"
 ss -ltn | grep -q "127.0.0.1:2049" || fail "no loopback listener for the bridge"
 ! ss -ltn | grep -qE "(0\.0\.0\.0|\*|\[::\]):2049" || fail "-T --vsock listens on every address"
-bridge_pid=$(cat /run/nfs-vsock-bridge.pid)
+read -r bridge_pid bridge_start < /run/nfs-vsock-bridge.pid
 kill -0 "$bridge_pid" || fail "the bridge is not running"
+# The pid file names the process by its start time too (field 22 of stat;
+# the bridge's comm has no space, so awk's fields match).
+[ "$bridge_start" = "$(awk '{print $22}' "/proc/$bridge_pid/stat")" ] || fail "pid file start time '$bridge_start' is not the bridge's"
 vmt_defer "kill $bridge_pid 2>/dev/null"
 "$NFSD" status | grep -q "vsock:      served by nfs-vsock-bridge (pid $bridge_pid)" || fail "status does not show the bridge"
 vmt_run "$NFSD" status
