@@ -33,8 +33,10 @@ public struct BridgeStatusReport: Sendable, Equatable {
 
     // MARK: text
 
+    /// Every string taken from the status file (or naming it) goes through
+    /// TerminalText.escape: the bridge, not root, writes that file.
     public var text: String {
-        let path = statusPath
+        let path = TerminalText.escape(statusPath)
         var out: String
         switch reading {
         case .running(let status):
@@ -49,29 +51,30 @@ public struct BridgeStatusReport: Sendable, Equatable {
                 out = unverifiedPIDFile == nil ? "bridge:     not running\n" : "bridge:     unknown\n"
             }
         case .unreadable(let reason):
-            out = "bridge:     status unreadable: \(reason)\n"
+            out = "bridge:     status unreadable: \(TerminalText.escape(reason))\n"
         }
-        if let unverifiedPIDFile { out += "            \(unverifiedPIDFile.notice)\n" }
+        if let unverifiedPIDFile { out += "            \(TerminalText.escape(unverifiedPIDFile.notice))\n" }
         return out
     }
 
     private func running(_ status: BridgeStatus) -> String {
+        let safe = TerminalText.escape
         var out = "bridge:     running (pid \(status.pid)), up \(Self.duration(now - status.started))\n"
         let listens = status.listeners.map { listener -> String in
             switch listener {
             case .vsock(let port): "vsock port \(port) (every CID)"
-            case .unix(let path, let cid): "\(path) (CID \(cid))"
+            case .unix(let path, let cid): "\(safe(path)) (CID \(cid))"
             }
         }
         out += "  listens:  \(listens.isEmpty ? "nothing" : listens.joined(separator: ", "))\n"
-        out += "  forwards: to \(status.target), guests from \(status.loopbackBlock)\n"
+        out += "  forwards: to \(safe(status.target)), guests from \(safe(status.loopbackBlock))\n"
         out += "  limits:   \(status.maxPerGuest) connections per guest, \(status.maxConnections) in total, "
             + "idle timeout \(status.idleTimeout == 0 ? "none" : "\(status.idleTimeout) s")\n"
         guard !status.guests.isEmpty else { return out + "  guests:   none yet\n" }
         let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST", "LAST ACTIVITY"]
         var rows = [header]
         for guest in status.guests {
-            rows.append([String(guest.cid), guest.address, String(guest.open), String(guest.accepted),
+            rows.append([String(guest.cid), safe(guest.address), String(guest.open), String(guest.accepted),
                          String(guest.refused), Self.bytes(guest.bytesFromGuest), Self.bytes(guest.bytesToGuest),
                          guest.lastActivity == 0 ? "-" : "\(Self.duration(now - guest.lastActivity)) ago"])
         }

@@ -181,3 +181,25 @@ struct FileSystemTests {
         #expect(try FileSystem.read("\(dir)/proc/net/rpc/nfsd.fh/flush") == Array("1700000000\n".utf8))
     }
 }
+
+@Suite("text from other processes' files")
+struct TerminalTextTests {
+    @Test("control characters and backslash are escaped for a terminal", arguments: [
+        ("/run/vm7.vsock_2049", "/run/vm7.vsock_2049"),
+        ("/run/\u{1b}[2J\u{1b}]0;owned\u{07}vm", "/run/\\033[2J\\033]0;owned\\007vm"),
+        ("a\nbridge:     running\r", "a\\012bridge:     running\\015"),
+        ("del\u{7f} csi\u{9b}31m", "del\\177 csi\\302\\23331m"),
+        ("back\\slash", "back\\\\slash"),
+        ("grüße ✓", "grüße ✓"),
+    ])
+    func terminal(raw: String, shown: String) {
+        #expect(TerminalText.escape(raw) == shown)
+    }
+
+    @Test("JSON escapes C0, DEL and C1, so its output has no raw control byte")
+    func json() {
+        #expect(JSONText.quote("a\u{1b}[31m\nb\u{7f}\u{9b}\"\\") == "\"a\\u001b[31m\\nb\\u007f\\u009b\\\"\\\\\"")
+        let quoted = JSONText.quote((0..<0x100).map { String(Unicode.Scalar(UInt8($0))) }.joined())
+        #expect(!quoted.unicodeScalars.contains(where: TerminalText.isControl))
+    }
+}
