@@ -36,6 +36,16 @@ BUILD_DIR=${BUILD_DIR:-$REPO/.build/release}
 GUEST_BUILD_DIR=${GUEST_BUILD_DIR:-$REPO/.build/guest-static/release}
 
 die() { echo "install: $*" >&2; exit 1; }
+# Writes standard input to $1 (mode $2) through a fresh mktemp(1) name
+# beside it (O_EXCL: never a file or symlink planted at a fixed name), then
+# renames; on failure the temporary file goes.
+replace_file() {
+  local tmp
+  tmp=$(mktemp "$1.tmp.XXXXXXXX") || die "mktemp beside $1 failed"
+  if cat > "$tmp" && chmod "$2" "$tmp" && mv -fT "$tmp" "$1"; then return 0; fi
+  rm -f "$tmp"
+  die "cannot write $1"
+}
 for v in PREFIX SBINDIR MANDIR UNITDIR GENERATORDIR MOUNTHELPERDIR DOCDIR SYSCONFDIR; do
   case ${!v} in /*) ;; *) die "$v must be an absolute path, got '${!v}'" ;; esac
 done
@@ -110,8 +120,7 @@ do_install() {
         ln -sfn "$source" "$DESTDIR$target"
         manifest+=("link $target") ;;
       unit)
-        sed -e "s|@SBINDIR@|$SBINDIR|g" "$source" > "$DESTDIR$target.tmp"
-        chmod "$mode" "$DESTDIR$target.tmp" && mv "$DESTDIR$target.tmp" "$DESTDIR$target"
+        sed -e "s|@SBINDIR@|$SBINDIR|g" "$source" | replace_file "$DESTDIR$target" "$mode"
         manifest+=("file $target") ;;
       conf)
         if [ -e "$DESTDIR$target" ]; then
@@ -125,8 +134,7 @@ do_install() {
   done < <(plan)
   make_parents "$DATADIR"
   manifest+=("file $MANIFEST")
-  printf '%s\n' "${manifest[@]}" > "$DESTDIR$MANIFEST.new"
-  mv "$DESTDIR$MANIFEST.new" "$DESTDIR$MANIFEST"
+  printf '%s\n' "${manifest[@]}" | replace_file "$DESTDIR$MANIFEST" 644
   echo "install: done; $(grep -c . "$DESTDIR$MANIFEST") entries in $DESTDIR$MANIFEST"
   if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
     echo "install: now: systemctl daemon-reload; systemctl enable --now nfs-server"

@@ -42,7 +42,7 @@ public struct BridgeStatusFile: Sendable {
     /// Replaces the file atomically when the content changed; creates its
     /// directory (mode 0755) first.
     public func write(_ status: BridgeStatus) throws(SystemError) {
-        let directory = PathSplit.directory(path)
+        let directory = FileSystem.directory(of: path)
         if !FileSystem.isDirectory(directory) {
             if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", directory, errno: errno) }
         }
@@ -72,12 +72,5 @@ public enum ProcessIdentity {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
         guard processStart != 0, let actual = startTime(of: pid) else { return true }
         return actual == processStart
-    }
-}
-
-enum PathSplit {
-    static func directory(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }

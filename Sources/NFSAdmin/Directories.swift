@@ -7,7 +7,7 @@ extension FileSystem {
     /// existing directory is fine, anything else in the way is an error.
     public static func makeDirectories(_ path: String, mode: mode_t) throws(SystemError) {
         if isDirectory(path) { return }
-        let parent = PathSplit.directory(path)
+        let parent = FileSystem.directory(of: path)
         if parent != path && parent != "." && !isDirectory(parent) { try makeDirectories(parent, mode: mode) }
         if mkdir(path, mode) != 0 && !(errno == EEXIST && isDirectory(path)) {
             throw SystemError("mkdir", path, errno: errno)

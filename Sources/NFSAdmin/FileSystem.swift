@@ -100,13 +100,61 @@ public enum FileSystem {
         return names.sorted(by: VersionOrder.less)
     }
 
-    /// Writes `bytes` to `path` through `path.tmp` + fsync + rename, but only
-    /// when the content differs from what is there. Returns whether it wrote.
+    /// open(2) flags for the files this project creates, kept in one place
+    /// so that every creation refuses what another user may have planted.
+    public enum OpenFlags {
+        /// A new file: O_EXCL refuses any file or symlink (dangling or not)
+        /// already at the name, O_NOFOLLOW makes sure of the symlink case.
+        public static let createNew: Int32 = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        /// The lock file shared with nfs-utils outlives every run, so it is
+        /// opened when it is there, but never through a symlink.
+        public static let lockFile: Int32 = O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC
+        /// A log that a spawned child gets as its output: appended to,
+        /// never through a symlink. No O_CLOEXEC: posix_spawn's open action
+        /// usually lands on the target descriptor itself, and the flag
+        /// would then close it at exec.
+        public static let childLog: Int32 = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW
+    }
+
+    /// Creates `path`, which must not exist yet, for writing.
+    public static func createNew(_ path: String, mode: mode_t) throws(SystemError) -> Int32 {
+        try check("open(O_CREAT|O_EXCL|O_NOFOLLOW)", path) { open(path, OpenFlags.createNew, mode) }
+    }
+
+    /// A name beside `path` that no other writer picks, and that nobody
+    /// can plant a file or symlink at beforehand: `<path>.tmp.<pid>.<random>`.
+    static func temporaryName(for path: String) -> String {
+        "\(path).tmp.\(getpid()).\(String(UInt64.random(in: .min ... .max), radix: 16))"
+    }
+
+    /// Creates a fresh temporary file beside `path`: its descriptor and name.
+    static func createTemporary(beside path: String, mode: mode_t) throws(SystemError) -> (fd: Int32, path: String) {
+        var attempts = 0
+        while true {
+            let name = temporaryName(for: path)
+            do {
+                return (try createNew(name, mode: mode), name)
+            } catch where error.errno == EEXIST && attempts < 8 {
+                // Someone holds this name (or planted something there): draw another.
+                attempts += 1
+            }
+        }
+    }
+
+    /// The directory part of `path` ("/" for "/x", "." for "x").
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Writes `bytes` to `path` through a fresh temporary file beside it
+    /// (`createTemporary`) + fsync + rename, but only when the content
+    /// differs from what is there. Returns whether it wrote. On failure the
+    /// temporary file is removed and `path` is as it was.
     @discardableResult
     public static func replaceIfChanged(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) -> Bool {
         if let current = try readIfExists(path), current == bytes { return false }
-        let temporary = path + ".tmp"
-        let fd = try check("open", temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        let (fd, temporary) = try createTemporary(beside: path, mode: mode)
         do {
             try writeAll(fd: fd, bytes, name: temporary)
             try check("fsync", temporary) { fsync(fd) }
@@ -123,8 +171,7 @@ public enum FileSystem {
             throw error
         }
         // Make the rename durable too.
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let dirfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let dirfd = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
             fsync(dirfd)
             close(dirfd)
@@ -142,7 +189,7 @@ public final class FileLock {
 
     public init(path: String) throws(SystemError) {
         self.path = path
-        fd = try check("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        fd = try check("open", path) { open(path, FileSystem.OpenFlags.lockFile, 0o600) }
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)

@@ -98,13 +98,10 @@ public enum NetworkNamespace {
         }
         defer { close(home) }
         do {
-            try makeSharedMountPoint(PathSplit.directory(path))
+            try makeSharedMountPoint(FileSystem.directory(of: path))
             // The mount point: a new empty file (never an existing one, nor
             // a symlink planted there).
-            let placeholder = try check("create", path) {
-                open(path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0)
-            }
-            close(placeholder)
+            close(try FileSystem.createNew(path, mode: 0))
         } catch {
             throw failed(error)
         }

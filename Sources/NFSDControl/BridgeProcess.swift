@@ -25,13 +25,23 @@ public struct BridgeProcess: Sendable {
 
     public func clearWanted() { unlink(wantedFile) }
 
-    /// The running bridge's pid, if any.
-    public var runningPID: pid_t? {
+    /// The pid file checked against the running processes.
+    public var recorded: BridgePIDFile.Verdict {
         guard let bytes = try? FileSystem.readIfExists(pidFile),
-              let pid = pid_t(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")), pid > 0,
-              kill(pid, 0) == 0
-        else { return nil }
-        return pid
+              let record = BridgePIDFile.parse(String(decoding: bytes, as: UTF8.self))
+        else { return .notRunning }
+        return record.verdict(startTimeNow: ProcessIdentity.startTime(of: record.pid))
+    }
+
+    /// The running bridge's pid, only when the pid file's start time
+    /// proves it is the bridge: the one pid this tool signals.
+    public var runningPID: pid_t? { recorded.runningPID }
+
+    /// Set when the pid file is an older pid-only one whose pid runs.
+    public var unverified: UnverifiedPIDFile? { unverified(in: recorded) }
+
+    public func unverified(in verdict: BridgePIDFile.Verdict) -> UnverifiedPIDFile? {
+        verdict.unverifiedPID.map { UnverifiedPIDFile(path: pidFile, pid: $0) }
     }
 
     /// True when systemd runs this process (the bridge's units then own it).
@@ -45,7 +55,7 @@ public struct BridgeProcess: Sendable {
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         if count > 0 {
             let own = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let sibling = PathParts.directory(own) + "/nfs-vsock-bridge"
+            let sibling = FileSystem.directory(of: own) + "/nfs-vsock-bridge"
             if access(sibling, X_OK) == 0 { return sibling }
         }
         return "nfs-vsock-bridge"
@@ -61,7 +71,7 @@ public struct BridgeProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, FileSystem.OpenFlags.childLog, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -73,7 +83,13 @@ public struct BridgeProcess: Sendable {
         var pid: pid_t = 0
         let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
         guard status == 0 else { throw SystemError("spawn", arguments[0], errno: status) }
-        try FileSystem.replaceIfChanged(pidFile, with: Array("\(pid)\n".utf8))
+        // Our own child: its /proc entry stays until we reap it, exited or not.
+        guard let processStart = ProcessIdentity.startTime(of: pid) else {
+            kill(pid, SIGTERM)
+            waitpid(pid, nil, 0)
+            throw SystemError("read", "/proc/\(pid)/stat (the start time of nfs-vsock-bridge)", errno: ENOENT)
+        }
+        try FileSystem.replaceIfChanged(pidFile, with: Array(BridgePIDFile(pid: pid, processStart: processStart).text.utf8))
         // A bridge that cannot listen exits at once: say so now.
         usleep(300_000)
         var wstatus: Int32 = 0
@@ -92,12 +108,5 @@ public struct BridgeProcess: Sendable {
         for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
         unlink(pidFile)
         return true
-    }
-}
-
-enum PathParts {
-    static func directory(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }

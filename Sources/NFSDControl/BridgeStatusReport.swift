@@ -7,15 +7,23 @@ public struct BridgeStatusReport: Sendable, Equatable {
     public var statusPath: String
     /// The pid in rpc.nfsd's pid file, when that bridge runs.
     public var pidFilePID: Int32?
+    /// An older pid-only pid file whose pid runs: reported, not trusted.
+    public var unverifiedPIDFile: UnverifiedPIDFile?
     /// Seconds since the epoch, for "N s ago".
     public var now: Int
 
-    public init(reading: BridgeStatusFile.Reading, statusPath: String, pidFilePID: Int32?, now: Int) {
+    public init(reading: BridgeStatusFile.Reading, statusPath: String, pidFilePID: Int32?,
+                unverifiedPIDFile: UnverifiedPIDFile? = nil, now: Int) {
         self.reading = reading
         self.statusPath = statusPath
         self.pidFilePID = pidFilePID
+        self.unverifiedPIDFile = unverifiedPIDFile
         self.now = now
     }
+
+    /// Whether `status` shows a bridge section: something runs, or left a
+    /// status or pid file behind.
+    public var isWorthShowing: Bool { reading != .absent || pidFilePID != nil || unverifiedPIDFile != nil }
 
     /// The running bridge's pid: from its status file, else rpc.nfsd's pid file.
     public var runningPID: Int32? {
@@ -25,39 +33,48 @@ public struct BridgeStatusReport: Sendable, Equatable {
 
     // MARK: text
 
+    /// Every string taken from the status file (or naming it) goes through
+    /// TerminalText.escape: the bridge, not root, writes that file.
     public var text: String {
+        let path = TerminalText.escape(statusPath)
+        var out: String
         switch reading {
         case .running(let status):
-            return running(status)
+            out = running(status)
         case .stale(let status):
-            var out = "bridge:     not running (\(statusPath) is stale: pid \(status.pid) is gone)\n"
+            out = "bridge:     not running (\(path) is stale: pid \(status.pid) is gone)\n"
             if let pidFilePID { out += "            a bridge with pid \(pidFilePID) runs but publishes no status\n" }
-            return out
         case .absent:
-            guard let pidFilePID else { return "bridge:     not running\n" }
-            return "bridge:     running (pid \(pidFilePID)), no status in \(statusPath)\n"
+            if let pidFilePID {
+                out = "bridge:     running (pid \(pidFilePID)), no status in \(path)\n"
+            } else {
+                out = unverifiedPIDFile == nil ? "bridge:     not running\n" : "bridge:     unknown\n"
+            }
         case .unreadable(let reason):
-            return "bridge:     status unreadable: \(reason)\n"
+            out = "bridge:     status unreadable: \(TerminalText.escape(reason))\n"
         }
+        if let unverifiedPIDFile { out += "            \(TerminalText.escape(unverifiedPIDFile.notice))\n" }
+        return out
     }
 
     private func running(_ status: BridgeStatus) -> String {
+        let safe = TerminalText.escape
         var out = "bridge:     running (pid \(status.pid)), up \(Self.duration(now - status.started))\n"
         let listens = status.listeners.map { listener -> String in
             switch listener {
             case .vsock(let port): "vsock port \(port) (every CID)"
-            case .unix(let path, let cid): "\(path) (CID \(cid))"
+            case .unix(let path, let cid): "\(safe(path)) (CID \(cid))"
             }
         }
         out += "  listens:  \(listens.isEmpty ? "nothing" : listens.joined(separator: ", "))\n"
-        out += "  forwards: to \(status.target), guests from \(status.loopbackBlock)\n"
+        out += "  forwards: to \(safe(status.target)), guests from \(safe(status.loopbackBlock))\n"
         out += "  limits:   \(status.maxPerGuest) connections per guest, \(status.maxConnections) in total, "
             + "idle timeout \(status.idleTimeout == 0 ? "none" : "\(status.idleTimeout) s")\n"
         guard !status.guests.isEmpty else { return out + "  guests:   none yet\n" }
         let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST", "LAST ACTIVITY"]
         var rows = [header]
         for guest in status.guests {
-            rows.append([String(guest.cid), guest.address, String(guest.open), String(guest.accepted),
+            rows.append([String(guest.cid), safe(guest.address), String(guest.open), String(guest.accepted),
                          String(guest.refused), Self.bytes(guest.bytesFromGuest), Self.bytes(guest.bytesToGuest),
                          guest.lastActivity == 0 ? "-" : "\(Self.duration(now - guest.lastActivity)) ago"])
         }
@@ -103,6 +120,8 @@ public struct BridgeStatusReport: Sendable, Equatable {
     /// The `"bridge"` member of `status --json`.
     public var json: String {
         let path = JSONText.quote(statusPath)
+        let fromPIDFile = "\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), \"statusFile\": \(path)"
+        var members: String
         switch reading {
         case .running(let status):
             let listeners = status.listeners.map { listener -> String in
@@ -117,20 +136,22 @@ public struct BridgeStatusReport: Sendable, Equatable {
                     + "\"bytesFromGuest\": \(guest.bytesFromGuest), \"bytesToGuest\": \(guest.bytesToGuest), "
                     + "\"lastActivity\": \(guest.lastActivity == 0 ? "null" : String(guest.lastActivity))}"
             }
-            return "{\"running\": true, \"pid\": \(status.pid), \"statusFile\": \(path), \"started\": \(status.started), "
+            members = "\"running\": true, \"pid\": \(status.pid), \"statusFile\": \(path), \"started\": \(status.started), "
                 + "\"target\": \(JSONText.quote(status.target)), \"loopbackBlock\": \(JSONText.quote(status.loopbackBlock)), "
                 + "\"limits\": {\"perGuest\": \(status.maxPerGuest), \"total\": \(status.maxConnections), "
                 + "\"idleTimeout\": \(status.idleTimeout)}, "
-                + "\"listeners\": [\(listeners.joined(separator: ", "))], \"guests\": [\(guests.joined(separator: ", "))]}"
+                + "\"listeners\": [\(listeners.joined(separator: ", "))], \"guests\": [\(guests.joined(separator: ", "))]"
         case .stale(let status):
-            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), "
-                + "\"statusFile\": \(path), \"stale\": true, \"stalePid\": \(status.pid)}"
+            members = fromPIDFile + ", \"stale\": true, \"stalePid\": \(status.pid)"
         case .absent:
-            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), \"statusFile\": \(path)}"
+            members = fromPIDFile
         case .unreadable(let reason):
-            return "{\"running\": \(pidFilePID != nil), \"pid\": \(pidFilePID.map(String.init) ?? "null"), "
-                + "\"statusFile\": \(path), \"error\": \(JSONText.quote(reason))}"
+            members = fromPIDFile + ", \"error\": \(JSONText.quote(reason))"
         }
+        if let unverifiedPIDFile {
+            members += ", \"unverifiedPidFile\": {\"path\": \(JSONText.quote(unverifiedPIDFile.path)), \"pid\": \(unverifiedPIDFile.pid)}"
+        }
+        return "{" + members + "}"
     }
 }
 

@@ -82,7 +82,7 @@ public struct NFSDStatus: Sendable, Equatable {
     public var text: String {
         guard mounted else {
             // A bridge may outlive the server (or run before it): still show it.
-            let bridgeText = bridge.map { $0.reading != .absent || $0.pidFilePID != nil ? $0.text : "" } ?? ""
+            let bridgeText = bridge.map { $0.isWorthShowing ? $0.text : "" } ?? ""
             return "nfsd: not available (/proc/fs/nfsd is not mounted)\n" + (guestNFSD.map(guestNFSDText) ?? "") + bridgeText
         }
         var out = ""
@@ -95,7 +95,7 @@ public struct NFSDStatus: Sendable, Equatable {
         out += "vsock:      \(vsockState)\n"
         if let guestNFSD { out += guestNFSDText(guestNFSD) }
         // The bridge is worth showing when it runs or left a stale status.
-        if let bridge, bridge.reading != .absent || bridge.pidFilePID != nil { out += bridge.text }
+        if let bridge, bridge.isWorthShowing { out += bridge.text }
         return out
     }
 

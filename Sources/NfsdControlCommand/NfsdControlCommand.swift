@@ -141,6 +141,7 @@ public struct NfsdControlCommand: ParsableCommand {
         do {
             if settings.threads == 0 {
                 bridge.clearWanted()
+                if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
                 if bridge.stop() { logger.info("stopped nfs-vsock-bridge") }
             }
             let report = try controller.start(settings)
@@ -167,6 +168,7 @@ public struct NfsdControlCommand: ParsableCommand {
                 if BridgeProcess.underSystemd(ProcessEnvironment.current) {
                     logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) \(through)")
                 } else {
+                    if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
                     do {
                         let user = NFSConf.load(paths: paths).value("vsock", "user")?.text ?? "nfs-vsock-bridge"
                         guard Privileges.account(user) != nil else {
@@ -204,10 +206,12 @@ public struct NfsdControlCommand: ParsableCommand {
         public func run() throws {
             let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
             var status = NFSDStatus(kernel: NFSDKernel(paths: paths))
-            let pidFilePID = BridgeProcess(paths: paths).runningPID
-            status.bridgePID = pidFilePID
+            let process = BridgeProcess(paths: paths)
+            let recorded = process.recorded
+            status.bridgePID = recorded.runningPID
             status.bridge = BridgeStatusReport(reading: BridgeStatusFile(paths: paths).read(), statusPath: paths.bridgeStatus,
-                                               pidFilePID: pidFilePID, now: time(nil))
+                                               pidFilePID: recorded.runningPID, unverifiedPIDFile: process.unverified(in: recorded),
+                                               now: time(nil))
             Console.out(json ? status.json : status.text)
         }
     }

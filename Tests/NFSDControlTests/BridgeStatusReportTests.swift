@@ -83,6 +83,59 @@ struct BridgeStatusReportTests {
         #expect(nfsd.json.contains("\"bridge\": {\"running\": false, \"pid\": null"))
     }
 
+    @Test("a status file with ESC sequences and newlines: text shows them escaped, JSON escapes them")
+    func hostileStatusFile() throws {
+        var template = Array("/tmp/nfs-vsock-status-XXXXXX".utf8CString)
+        let root = try #require(template.withUnsafeMutableBufferPointer { buffer in
+            // SAFETY: mkdtemp writes into the NUL-terminated template in place.
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        })
+        defer { _ = system("rm -rf '\(root)'") }
+        mkdir(root + "/run", 0o755)
+        var hostile = status
+        hostile.listeners = [.unix(path: "/run/\u{1b}[2J\u{1b}]0;pwned\u{07}vm\nbridge:     not running\r", cid: 7)]
+        hostile.target = "127.0.0.1:2049\u{1b}[8m"
+        hostile.loopbackBlock = "127.128.0.0/9\u{7f}\u{9b}"
+        hostile.guests[0].address = "127.128.0.1\n    9    fake"
+        let file = BridgeStatusFile(paths: SystemPaths(root: root))
+        try file.write(hostile)
+        let reading = file.read(isRunning: { _, _ in true })
+        #expect(reading == .running(hostile), "the file carries the bytes through its escaping")
+        let text = report(reading).text
+        #expect(!text.unicodeScalars.contains { TerminalText.isControl($0) && $0 != "\n" }, "no control byte but line ends")
+        #expect(text.split(separator: "\n").count == report(.running(status)).text.split(separator: "\n").count,
+                "no forged output line")
+        #expect(text.contains("  listens:  /run/\\033[2J\\033]0;pwned\\007vm\\012bridge:     not running\\015 (CID 7)\n"))
+        #expect(text.contains("  forwards: to 127.0.0.1:2049\\033[8m, guests from 127.128.0.0/9\\177\\302\\233\n"))
+        #expect(text.contains("127.128.0.1\\012    9    fake"))
+        let json = report(reading).json
+        #expect(!json.unicodeScalars.contains(where: TerminalText.isControl), "JSON output has no raw control byte")
+        #expect(json.contains(#""path": "/run/\u001b[2J\u001b]0;pwned\u0007vm\nbridge:     not running\r""#))
+        #expect(json.contains(#""target": "127.0.0.1:2049\u001b[8m", "loopbackBlock": "127.128.0.0/9\u007f\u009b""#))
+        writeFileBytes(file.path, Array("nfs-vsock-bridge-status \u{1b}[31m\n".utf8))
+        let unreadable = report(file.read()).text
+        #expect(unreadable.contains("status unreadable:") && unreadable.contains("\\033[31m"))
+        #expect(!unreadable.unicodeScalars.contains { TerminalText.isControl($0) && $0 != "\n" })
+    }
+
+    @Test("an older pid-only pid file is reported as unverified, in text and JSON")
+    func unverifiedPIDFile() {
+        let unverified = UnverifiedPIDFile(path: "/run/nfs-vsock-bridge.pid", pid: 4242)
+        let absent = BridgeStatusReport(reading: .absent, statusPath: "/run/nfs-vsock-bridge/status", pidFilePID: nil,
+                                        unverifiedPIDFile: unverified, now: 1300)
+        #expect(absent.isWorthShowing)
+        #expect(absent.text.hasPrefix("bridge:     unknown\n            /run/nfs-vsock-bridge.pid names pid 4242 without its start time"))
+        #expect(absent.json == """
+            {"running": false, "pid": null, "statusFile": "/run/nfs-vsock-bridge/status", \
+            "unverifiedPidFile": {"path": "/run/nfs-vsock-bridge.pid", "pid": 4242}}
+            """)
+        var nfsd = kernel
+        nfsd.bridge = absent
+        #expect(nfsd.vsockState == "not served", "an unverified pid is not counted as the bridge")
+        #expect(nfsd.text.contains("bridge:     unknown"))
+        #expect(!report(.absent).isWorthShowing)
+    }
+
     @Test("sizes", arguments: [
         (UInt64(0), "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (10_485_760, "10.0 MiB"),
         (5_400_000_000, "5.0 GiB"),
@@ -95,6 +148,12 @@ struct BridgeStatusReportTests {
     func durations(seconds: Int, text: String) {
         #expect(BridgeStatusReport.duration(seconds) == text)
     }
+}
+
+private func writeFileBytes(_ path: String, _ bytes: [UInt8]) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
 }
 
 @Suite("nfsd-control status: the guests' nfsd")

@@ -32,7 +32,7 @@ vmt_run "$EXPORTFS" -v
 
 vmt_step "rpc.nfsd -N 3 --vsock 2049 -H 127.0.0.1 8"
 vmt_run "$NFSD" -N 3 --vsock 2049 -H 127.0.0.1 8
-vmt_defer "[ ! -f /run/nfs-vsock-bridge.pid ] || kill \$(cat /run/nfs-vsock-bridge.pid)"
+vmt_defer "[ ! -f /run/nfs-vsock-bridge.pid ] || kill \$(cut -d' ' -f1 /run/nfs-vsock-bridge.pid)"
 vmt_run "$NFSD" status
 
 vmt_step "rpc.mountd -F -N 3"

@@ -114,8 +114,11 @@ assert_eq 8 "$(cat "$VMT_BRIDGE_NFSD/threads")" "the bridge's nfsd threads"
 assert_eq "-3 +4 -4.0 +4.1 +4.2" "$(cat "$VMT_BRIDGE_NFSD/versions")" "the bridge's nfsd versions (no NFSv3, no NFSv4.0)"
 vmt_in_bridge_ns ss -ltn | grep -q "127.0.0.1:2049" || fail "no 127.0.0.1:2049 listener in the bridge's namespace"
 assert_eq 127.128.0.0/9 "$(cat /run/nfs-vsock/guest-block)" "the recorded guest block"
-bridge_pid=$(vmt_bridge_pid)
+read -r bridge_pid bridge_start < /run/nfs-vsock-bridge.pid
 kill -0 "$bridge_pid" || fail "the bridge is not running"
+# The pid file names the process by its start time too (field 22 of stat;
+# the bridge's comm has no space, so awk's fields match).
+[ "$bridge_start" = "$(awk '{print $22}' "/proc/$bridge_pid/stat")" ] || fail "pid file start time '$bridge_start' is not the bridge's"
 vmt_defer "kill $bridge_pid 2>/dev/null"
 assert_eq "$(stat -L -c %i "$VMT_BRIDGE_NS")" "$(stat -L -c %i "/proc/$bridge_pid/ns/net")" "the bridge runs in namespace nfs-vsock"
 assert_eq "$(id -u nfs-vsock-bridge)" "$(awk '/^Uid:/ { print $3 }' "/proc/$bridge_pid/status")" "the bridge runs as nfs-vsock-bridge"
