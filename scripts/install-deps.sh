@@ -9,7 +9,9 @@ APT_PACKAGES=(
   # systemd: systemd-analyze verify, and PID 1 of the install/units VM boot
   systemd file
   # the real-kernel harness: Debian's kernel under QEMU through virtme-ng
-  qemu-system-x86 linux-image-amd64 busybox-static kmod e2fsprogs util-linux iproute2 socat procps python3
+  qemu-system-x86 linux-image-amd64 busybox-static kmod e2fsprogs util-linux iproute2 socat procps python3 cpio
+  # an unprivileged attacker's NFS client for the security scenarios (nfs-cat, nfs-ls)
+  libnfs-utils
   # real peers: Debian's nfs-utils (reference exportfs, rpc.mountd, rpc.nfsd,
   # showmount, mount.nfs) and rpcbind
   nfs-common nfs-kernel-server rpcbind

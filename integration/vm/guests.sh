@@ -8,7 +8,8 @@
 #   vmt_guest_start NAME CID SCRIPT [qemu args...]
 #       builds NAME's initramfs (SCRIPT becomes /guest.sh; $VMT_GUEST_FILES,
 #       "src:dest" pairs, are copied in too) and boots it in the background;
-#       the guest's serial console goes to $VMT_WORK/guest-NAME.console.
+#       the guest's serial console goes to vmt_guest_console NAME (a file
+#       with the run's results).
 #   vmt_guest_wait NAME SECONDS
 #       waits for the guest's script to end, prints its console (script
 #       output only, "| " prefixed), sets VMT_GUEST_RC to its exit status.
@@ -27,6 +28,10 @@
 # guest starts; two guests boot side by side.
 
 VMT_GUEST_MEMORY=${VMT_GUEST_MEMORY:-448}
+
+# A guest's console: kept with the run's results (the scenario's work
+# directory is emptied at its end).
+vmt_guest_console() { echo "${RESULTS_DIR:-$VMT_WORK}/${VMT_NAME:-scenario}.guest-$1.console"; }
 VMT_GUEST_HELPER=${VMT_GUEST_HELPER:-${GUEST_BIN_DIR:-$(dirname "${BASH_SOURCE[0]}")/../../.build/guest-static/release}/mount.vsock}
 # Loaded in this order after their dependencies (modules.dep decides those).
 VMT_GUEST_MODULES=(virtio_pci vmw_vsock_virtio_transport nfsv4)
@@ -73,6 +78,8 @@ vmt_guest_initramfs() {
   cat > "$dir/init" <<EOF2
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
+# Exported: mount(8) finds its helpers (mount.vsock) through it.
+export PATH=/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -80,6 +87,8 @@ mount -t tmpfs -o size=160m tmp /tmp
 for m in \$(cat /modules.order); do insmod /lib/modules/\$m || echo "@@init: insmod \$m failed"; done
 hostname $name
 read -r up _ < /proc/uptime
+# A line of its own: the console's reset sequences precede the first output.
+echo
 echo "@@guest-start \$up"
 sh /guest.sh
 echo "@@guest-exit \$?"
@@ -98,18 +107,18 @@ vmt_guest_start() { # NAME CID SCRIPT [qemu args...]
   vmt_note "guest $name: CID $cid, initramfs $(du -k "$initrd" | cut -f1) KiB, ${VMT_GUEST_MEMORY} MiB"
   vmt_start_daemon "guest-$name" "$VMT_WORK/guest-$name.qemu.log" \
     qemu-system-x86_64 -m "$VMT_GUEST_MEMORY" -smp 1 -nographic -no-reboot -nodefaults \
-      -serial "file:$VMT_WORK/guest-$name.console" \
+      -serial "file:$(vmt_guest_console "$name")" \
       -kernel "/boot/vmlinuz-$(uname -r)" -initrd "$initrd" \
-      -append "console=ttyS0 loglevel=1 panic=-1" \
+      -append "console=ttyS0 loglevel=1 panic=-1 edd=off mitigations=off" \
       -device "vhost-vsock-pci,guest-cid=$cid" "$@"
 }
 
 vmt_guest_wait_for() { # NAME SECONDS PATTERN
-  wait_for "$2" "guest $1 to print '$3'" grep -qE -- "$3" "$VMT_WORK/guest-$1.console"
+  wait_for "$2" "guest $1 to print '$3'" grep -qE -- "$3" "$(vmt_guest_console "$1")"
 }
 
 vmt_guest_wait() { # NAME SECONDS
-  local name=$1 console=$VMT_WORK/guest-$1.console pid
+  local name=$1 console=$(vmt_guest_console "$1") pid
   pid=$(vmt_pid "guest-$name")
   local deadline=$(( $(date +%s) + $2 ))
   until grep -q '^@@guest-exit' "$console" 2>/dev/null; do
@@ -128,5 +137,5 @@ vmt_guest_wait() { # NAME SECONDS
 }
 
 vmt_guest_result() { # NAME KEY
-  tr -d '\r' < "$VMT_WORK/guest-$1.console" | sed -n "s/^@@result $2 //p" | tail -n 1
+  tr -d '\r' < "$(vmt_guest_console "$1")" | sed -n "s/^@@result $2 //p" | tail -n 1
 }

@@ -498,3 +498,7 @@ vmt_in_netns() { local ns=$1; shift; nsenter "--net=/run/netns/$ns" "$@"; }
 vmt_tcp_reachable() {
   vmt_in_netns "$1" timeout 5 bash -c "exec 3<>/dev/tcp/$2/$3"
 }
+
+# ---------------------------------------------------------------- real guests
+# shellcheck source=guests.sh
+. "$(dirname "${BASH_SOURCE[0]}")/guests.sh"

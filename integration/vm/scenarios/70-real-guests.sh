@@ -63,7 +63,7 @@ res token "\$(cat /mnt/own/token)"
 echo "written by guest $cid $token" > /mnt/own/from-guest && sync && res written ok
 # The host checks nfsd-control status while both guests hold their mount.
 sleep 15
-if mount -t vsock 2:/vm$other /mnt/other 2>/tmp/err; then res other "MOUNTED \$(ls /mnt/other | tr '\n' ' ')"; umount /mnt/other; else res other "refused: \$(tail -n 1 /tmp/err)"; fi
+if mount -t vsock 2:/vm$other /mnt/other 2>/tmp/err; then res other "MOUNTED \$(ls /mnt/other | tr '\n' ' ')"; umount /mnt/other; else res other "refused: \$(grep mount.vsock /tmp/err | tail -n 1)"; fi
 if mount -t vsock 2:/ /mnt/root; then res root "\$(ls /mnt/root | tr '\n' ' ')"; umount /mnt/root; else res root failed; fi
 if mount -t vsock 2:/sec$cid /mnt/sec && echo secure > /mnt/sec/x && sync; then res secure "\$(cat /mnt/sec/x)"; umount /mnt/sec; else res secure failed; fi
 if [ $cid = 3 ]; then
@@ -81,9 +81,9 @@ vmt_step "boot guests 3 and 4 (nested QEMU, software emulation)"
 t0=$(date +%s)
 vmt_guest_start g3 3 "$W/guest3.sh"
 vmt_guest_start g4 4 "$W/guest4.sh"
-vmt_guest_wait_for g3 240 '^@@guest-start'
-vmt_guest_wait_for g4 240 '^@@guest-start'
-vmt_note "both guests' init ran $(( $(date +%s) - t0 )) s after start (guest 3 at $(vmt_guest_result g3 x; sed -n 's/^@@guest-start //p' "$W/guest-g3.console" | tr -d '\r') s of its uptime)"
+vmt_guest_wait_for g3 300 '@@guest-start'
+vmt_guest_wait_for g4 300 '@@guest-start'
+vmt_note "both guests' init ran $(( $(date +%s) - t0 )) s after start (guest 3's at $(tr -d '\r' < "$(vmt_guest_console g3)" | sed -n 's/^@@guest-start //p') s of its uptime)"
 
 vmt_step "4. while both hold their mount: nfsd-control status lists guests 3 and 4"
 vmt_guest_wait_for g3 180 '^@@result mount '
@@ -114,10 +114,11 @@ check_guest() { # CID
   local cid=$1 g=g$1 other=$(( $1 == 3 ? 4 : 3 ))
   assert_eq 0 "$([ "$cid" = 3 ] && echo "$rc3" || echo "$rc4")" "guest $cid's script"
   assert_eq down "$(vmt_guest_result "$g" lo-before)" "guest $cid booted with its loopback down"
+  assert_ne down "$(vmt_guest_result "$g" lo-after)" "mount.vsock brought guest $cid's loopback up"
   assert_eq ok "$(vmt_guest_result "$g" mount)" "1. guest $cid mounted 2:/vm$cid with mount.vsock"
   assert_eq "vm$cid $token" "$(vmt_guest_result "$g" token)" "1. guest $cid reads its export"
   assert_eq "written by guest $cid $token" "$(cat "$W/r$cid/vm$cid/from-guest")" "1. the host reads what guest $cid wrote"
-  assert_contains "$(vmt_guest_result "$g" other)" "refused" "2. guest $cid mounting guest $other's export"
+  assert_contains "$(vmt_guest_result "$g" other)" "refused: mount.vsock: the host has no export /vm$other for this guest" "2. guest $cid mounting guest $other's export (mount -t vsock, busybox finding the helper)"
   assert_eq "sec$cid vm$cid " "$(vmt_guest_result "$g" root)" "2. guest $cid's NFSv4 root lists only its own exports"
   assert_eq secure "$(vmt_guest_result "$g" secure)" "3. guest $cid writes to its secure export"
   assert_eq secure "$(cat "$W/r$cid/sec$cid/x")" "3. the host reads guest $cid's secure write"
