@@ -27,7 +27,11 @@
 #      cannot listen on its port; mount.vsock refuses NFSv4.0;
 #   6. a hybrid-vsock socket (Firecracker style) is 0600 and its VMM's:
 #      nobody cannot connect, root is refused by SO_PEERCRED, the VMM's
-#      guest mounts as CID 7; two sockets with one CID, or CID 2, refused.
+#      guest mounts as CID 7; two sockets with one CID, or CID 2, refused;
+#   7. files root writes: a symlink at etab's old temporary name is left
+#      alone; control bytes in the bridge's status file are escaped by
+#      nfsd-control status; a pid file naming another process (wrong start
+#      time, or no start time) gets that process no signal.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -257,6 +261,47 @@ hybrid() {
   assert_contains "$VMT_OUT" "a VM's CID is 3 or more" "a hybrid socket with CID 2"
 }
 vmt_part "6. hybrid vsock: a 0600 socket of the VMM's user, SO_PEERCRED, no shared or reserved CIDs" hybrid
+
+files() {
+  vmt_note "a symlink planted at etab's old temporary name is neither followed nor reused"
+  echo victim > "$W/victim"
+  ln -sfn "$W/victim" "$NFS_STATE_DIR/etab.tmp"
+  echo "$R/world  127.0.0.1(ro,insecure)" >> /etc/exports
+  vmt_run "$EXPORTFS" -ra
+  assert_contains "$(cat "$NFS_STATE_DIR/etab")" "$R/world	127.0.0.1(ro," "exportfs wrote the new etab"
+  assert_eq victim "$(cat "$W/victim")" "the symlink's target"
+  [ -L "$NFS_STATE_DIR/etab.tmp" ] || fail "the planted symlink was replaced"
+  rm -f "$NFS_STATE_DIR/etab.tmp"
+
+  local other start real_pid
+  sleep 600 &
+  other=$!
+  vmt_defer "kill $other 2>/dev/null"
+  start=$(awk '{ print $22 }' "/proc/$other/stat")
+  vmt_note "control bytes in the bridge's status file are not passed to the terminal"
+  local status=/run/nfs-vsock-bridge/status
+  read -r real_pid _ < /run/nfs-vsock-bridge.pid
+  kill -STOP "$real_pid"   # or it would publish its own status over ours
+  cp "$status" "$W/status.saved"
+  sed -e "s/^pid .*/pid $other $start/" -e "s/^target .*/target 127.0.0.1:2049\x1b[2J\x1b]0;owned\x07/" "$W/status.saved" > "$status"
+  vmt_capture "$NFSD" status
+  assert_not_contains "$VMT_OUT" $'\x1b' "nfsd-control status prints no ESC from the status file"
+  assert_contains "$VMT_OUT" '\033[2J' "nfsd-control status shows the control bytes escaped"
+  cp "$W/status.saved" "$status"
+  kill -CONT "$real_pid"
+
+  vmt_note "a pid file naming another process (a reused pid): rpc.nfsd 0 signals nothing"
+  echo "$other $((start + 1))" > /run/nfs-vsock-bridge.pid
+  vmt_run "$NFSD" 0
+  kill -0 "$other" || fail "rpc.nfsd 0 signalled a process that is not the bridge"
+  echo "$other" > /run/nfs-vsock-bridge.pid
+  vmt_capture "$NFSD" status
+  assert_contains "$VMT_OUT" "without its start time" "status on a pid-only pid file"
+  kill -0 "$other" || fail "status signalled the pid-only pid file's process"
+  kill "$real_pid" 2>/dev/null || true
+  rm -f /run/nfs-vsock-bridge.pid
+}
+vmt_part "7. files root writes: fresh temporary names, a verified pid file, escaped status" files
 
 vmt_parts_end
 vmt_step "ok"
