@@ -10,7 +10,10 @@
 #     through each path first, untimed);
 #   - server: our nfsd-control -N 3 -H 127.0.0.1 8 (loopback only), our
 #     mountd, nfs-vsock-bridge --vsock 2049 --target 127.0.0.1:2049 (what
-#     rpc.nfsd --vsock 2049 starts on a kernel without the vsock transport);
+#     rpc.nfsd --vsock 2049 starts on a kernel without the vsock transport,
+#     in its network namespace with the guests' own nfsd instance: the two
+#     sides now reach two nfsd instances of one kernel, same threads and
+#     export);
 #   - direct: mount -t nfs -o vers=4.1,proto=tcp[,BB_NFS_OPTS]
 #     127.0.0.1:/data, from the root network namespace;
 #   - bridge: mount.vsock 1:/data -o vers=4.1[,BB_NFS_OPTS] from network
@@ -103,17 +106,22 @@ $DATA  127.0.0.1(rw,no_root_squash,insecure,no_subtree_check) vsock:1(rw,no_root
 EOF
 vmt_run "$EXPORTFS" -ra
 
-vmt_step "server: loopback-only nfsd (8 threads), mountd, nfs-vsock-bridge"
-vmt_run "$NFSD" -N 3 -H 127.0.0.1 8
+vmt_step "server: loopback-only nfsd and the guests' nfsd (8 threads each), mountd, nfs-vsock-bridge"
+vmt_run "$NFSD" -N 3 -H 127.0.0.1 -G 10 --vsock 2049 8
 printf '  versions: %s; listeners: %s\n' "$(cat /proc/fs/nfsd/versions)" "$(tr '\n' ' ' < /proc/fs/nfsd/portlist)"
+printf "  the guests' nfsd: versions %s; listeners: %s\n" "$(cat "$VMT_BRIDGE_NFSD/versions")" "$(tr '\n' ' ' < "$VMT_BRIDGE_NFSD/portlist")"
+# rpc.nfsd started a bridge; this benchmark runs its own (-d or not).
+vmt_stop_rpcnfsd_bridge
 vmt_start_daemon mountd "$W/mountd.log" "$MOUNTD" -F -N 3
 wait_for 10 "mountd" vmt_holds_channels "$(vmt_pid mountd)"
+wait_for 10 "mountd to answer the bridge's nfsd" grep -q "answering the vsock bridge's nfsd too" "$W/mountd.log"
 dbg=(-d)
 [ "${BB_DEBUG:-1}" == 1 ] || dbg=()
 vmt_start_daemon bridge "$W/bridge.log" "$BRIDGE" --vsock 2049 --target 127.0.0.1:2049 "${dbg[@]}"
 wait_for 10 "the bridge" sh -c "grep -q forwarding '$W/bridge.log'"
 BRIDGE_PID=$(vmt_pid bridge)
 echo Y > /proc/fs/nfsd/v4_end_grace 2>/dev/null || vmt_note "could not end the grace period"
+vmt_end_bridge_grace
 vmt_run ip netns add bbg
 vmt_run ip -n bbg link set lo up
 
@@ -153,8 +161,9 @@ for side in direct bridge; do
   printf '  %s: %s\n' "$side" "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS "$MNT")"
   declare "OPTS_$side=$(mount_opts)"
   ss -Htn state established '( dport = :2049 )' | sed 's/^/  tcp to :2049: /'
+  vmt_in_bridge_ns ss -Htn state established '( dport = :2049 )' | sed "s/^/  tcp to :2049 in the bridge's namespace: /"
   if [ "$side" == bridge ]; then
-    ss -Htn state established '( dport = :2049 )' | grep -q '127\.128\.0\.1:' || fail "no connection from 127.128.0.1 to nfsd: not through the bridge"
+    vmt_in_bridge_ns ss -Htn state established '( dport = :2049 )' | grep -q '127\.128\.0\.1:' || fail "no connection from 127.128.0.1 to the guests' nfsd: not through the bridge"
     [ -n "$(relay_pid)" ] || fail "no mount.vsock relay process"
   fi
   umount_side
