@@ -176,7 +176,7 @@ public struct NFSDController {
             do throws(SystemError) {
                 try bridgeKernel.write("versions", NFSDProcText.bridgeVersions(minors))
                 if let lease = settings.leaseTime { try bridgeKernel.write("nfsv4leasetime", NFSDProcText.number(lease)) }
-                if let grace = settings.graceTime { try bridgeKernel.write("nfsv4gracetime", NFSDProcText.number(grace)) }
+                try bridgeKernel.write("nfsv4gracetime", NFSDProcText.number(Self.bridgeGraceTime(settings)))
             } catch {
                 throw .system(error)
             }
@@ -202,9 +202,20 @@ public struct NFSDController {
                 throw .system(error)
             }
         }
-        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", "))")
+        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s")
         return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
                               threads: settings.threads, guestBlock: "\(settings.guestBlock)")
+    }
+
+    /// The grace period of the guests' nfsd: what the administrator set,
+    /// else the kernel's minimum (10 s). The kernel keeps NFSv4 client
+    /// tracking (legacy /var/lib/nfs/v4recovery, nfsdcltrack) for the
+    /// initial network namespace; in another one it has none unless
+    /// nfsdcld runs there, and without tracking no client can reclaim its
+    /// state, so a longer grace period would only keep guests waiting
+    /// (the kernel's default 90 s, and it refuses v4_end_grace there).
+    public static func bridgeGraceTime(_ settings: NFSDSettings) -> Int {
+        settings.graceTime ?? 10
     }
 
     /// Stops the bridge's nfsd instance and removes its namespace, if

@@ -174,3 +174,13 @@ struct BridgeInstanceSettingsTests {
         }
     }
 }
+
+@Suite("the guests' nfsd grace period")
+struct BridgeGraceTests {
+    @Test("10 s unless the administrator sets one: nothing can be reclaimed without client tracking", arguments: [
+        ([String](), "", 10), (["-G", "45"], "", 45), ([], "[nfsd]\ngrace-time = 60\n", 60),
+    ])
+    func grace(arguments: [String], conf: String, expected: Int) throws {
+        #expect(NFSDController.bridgeGraceTime(try settings(arguments, conf: conf)) == expected)
+    }
+}
