@@ -9,7 +9,10 @@
 #       builds NAME's initramfs (SCRIPT becomes /guest.sh; $VMT_GUEST_FILES,
 #       "src:dest" pairs, are copied in too) and boots it in the background;
 #       the guest's serial console goes to vmt_guest_console NAME (a file
-#       with the run's results).
+#       with the run's results). Also read then: VMT_GUEST_MEMORY (MiB),
+#       VMT_GUEST_CPUS and VMT_GUEST_MODULES (append to it for more
+#       devices: modules.dep brings their dependencies; built-in ones are
+#       skipped).
 #   vmt_guest_wait NAME SECONDS
 #       waits for the guest's script to end, prints its console (script
 #       output only, "| " prefixed), sets VMT_GUEST_RC to its exit status.
@@ -30,6 +33,7 @@
 # CPU model (qemu64 has no CX16); 6.1 boots on either.
 
 VMT_GUEST_MEMORY=${VMT_GUEST_MEMORY:-448}
+VMT_GUEST_CPUS=${VMT_GUEST_CPUS:-1}
 
 # A guest's console: kept with the run's results (the scenario's work
 # directory is emptied at its end).
@@ -106,9 +110,9 @@ vmt_guest_start() { # NAME CID SCRIPT [qemu args...]
   shift 3
   [ -e /dev/vhost-vsock ] || modprobe vhost_vsock || fail "no vhost_vsock in the test VM"
   vmt_guest_initramfs "$name" "$script" "$initrd"
-  vmt_note "guest $name: CID $cid, initramfs $(du -k "$initrd" | cut -f1) KiB, ${VMT_GUEST_MEMORY} MiB"
+  vmt_note "guest $name: CID $cid, initramfs $(du -k "$initrd" | cut -f1) KiB, ${VMT_GUEST_MEMORY} MiB, $VMT_GUEST_CPUS CPU(s)"
   vmt_start_daemon "guest-$name" "$VMT_WORK/guest-$name.qemu.log" \
-    qemu-system-x86_64 -cpu max -m "$VMT_GUEST_MEMORY" -smp 1 -nographic -no-reboot -nodefaults \
+    qemu-system-x86_64 -cpu max -m "$VMT_GUEST_MEMORY" -smp "$VMT_GUEST_CPUS" -nographic -no-reboot -nodefaults \
       -serial "file:$(vmt_guest_console "$name")" \
       -kernel "/boot/vmlinuz-$(uname -r)" -initrd "$initrd" \
       -append "console=ttyS0 loglevel=1 panic=-1 edd=off mitigations=off" \
