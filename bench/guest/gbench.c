@@ -104,16 +104,23 @@ static unsigned long long guest_busy(void)
 	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 }
 
-/* utime + stime of every relay process: mount.vsock (the relay forks
- * from it) and gbench's own (gb-relay). */
-static unsigned long long relay_ticks(void)
+/* utime + stime of each relay process: mount.vsock (the relay forks
+ * from it) and gbench's own (gb-relay), by pid. */
+#define MAX_RELAYS 64
+struct relays {
+	int n;
+	int pid[MAX_RELAYS];
+	unsigned long long ticks[MAX_RELAYS];
+};
+
+static void relay_ticks(struct relays *r)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
-	unsigned long long sum = 0;
+	r->n = 0;
 	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
+		return;
+	while ((e = readdir(d)) && r->n < MAX_RELAYS) {
 		char path[300], buf[1024];
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
@@ -127,9 +134,27 @@ static unsigned long long relay_ticks(void)
 		unsigned long long ut = 0, st = 0;
 		/* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
 		sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
-		sum += ut + st;
+		r->pid[r->n] = atoi(e->d_name);
+		r->ticks[r->n] = ut + st;
+		r->n++;
 	}
 	closedir(d);
+}
+
+/* Relay CPU between two samples: what each relay alive at the end used
+ * since the first (all of it if it started since). A relay that exited in
+ * between is not counted: its last ticks are gone with it. */
+static unsigned long long relay_used(const struct relays *a, const struct relays *b)
+{
+	unsigned long long sum = 0;
+	for (int i = 0; i < b->n; i++) {
+		unsigned long long before = 0;
+		for (int j = 0; j < a->n; j++)
+			if (a->pid[j] == b->pid[i])
+				before = a->ticks[j];
+		if (b->ticks[i] > before)
+			sum += b->ticks[i] - before;
+	}
 	return sum;
 }
 
@@ -183,14 +208,15 @@ static void mark(const char *name, const char *edge)
 struct span {
 	const char *name;
 	double t0, t1;
-	unsigned long long g0, g1, r0, r1;
+	unsigned long long g0, g1;
+	struct relays r0, r1;
 };
 
 static void begin(struct span *s, const char *name)
 {
 	s->name = name;
 	mark(name, "begin");
-	s->r0 = relay_ticks();
+	relay_ticks(&s->r0);
 	s->g0 = guest_busy();
 	s->t0 = now();
 }
@@ -199,7 +225,7 @@ static void end(struct span *s)
 {
 	s->t1 = now();
 	s->g1 = guest_busy();
-	s->r1 = relay_ticks();
+	relay_ticks(&s->r1);
 	mark(s->name, "end");
 }
 
@@ -207,7 +233,7 @@ static void report(struct span *s, const char *fmt, ...)
 {
 	double hz = sysconf(_SC_CLK_TCK);
 	printf("@@gb %s w=%s secs=%.4f gcpu=%.2f relay=%.2f", tag(), s->name, s->t1 - s->t0, (s->g1 - s->g0) / hz,
-	       (s->r1 - s->r0) / hz);
+	       relay_used(&s->r0, &s->r1) / hz);
 	if (fmt) {
 		va_list ap;
 		putchar(' ');
