@@ -7,8 +7,12 @@ call. Prints "opened N first-answered A still-answered S", then the
 indexes of the connections lost (oldest first), and exits 0 whatever it
 measured: the scenario judges.
 
-usage: conn-hold.py unix:PATH COUNT
-       conn-hold.py vsock:CID:PORT COUNT"""
+With a PID after COUNT, also prints "held: VmRSS KIB Threads N" of that
+process (the bridge) while all the connections are open, between the two
+rounds.
+
+usage: conn-hold.py unix:PATH COUNT [PID]
+       conn-hold.py vsock:CID:PORT COUNT [PID]"""
 import socket, struct, sys
 
 XID = 0x5c0e0000
@@ -68,6 +72,9 @@ for i in range(count):
         break
     connections.append(sock)
     first += answered(sock, XID + i)
+if len(sys.argv) > 3:
+    fields = dict(line.split(":", 1) for line in open("/proc/%s/status" % sys.argv[3]))
+    print("held: VmRSS %s Threads %s" % (fields["VmRSS"].split()[0], fields["Threads"].strip()))
 lost = [i for i, sock in enumerate(connections) if not answered(sock, XID + count + i)]
 print("opened %d first-answered %d still-answered %d" % (len(connections), first, len(connections) - len(lost)))
 if lost:

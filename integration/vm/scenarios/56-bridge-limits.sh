@@ -12,7 +12,10 @@
 #      answered, and all of them still are once the 300th is open: nfsd
 #      closed none. Control: with max_connections back at the kernel's
 #      default, the same run loses its oldest connections, and the kernel
-#      says "too many open connections".
+#      says "too many open connections";
+#   4. what those connections cost the bridge: resident memory and threads
+#      while all 300 are open, against the bridge idle (goal of issue 14:
+#      1,000 connections in 64 MiB).
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -60,16 +63,27 @@ limits() {
 }
 vmt_part "1-2. max_connections of the guests' nfsd, the bridge's descriptor budget" limits
 
-hold() { # LABEL: holds COUNT connections of guest 9; sets HELD
-  HELD=$(timeout 300 python3 "$HOLD" "unix:$SOCK" "$COUNT")
+cost() { awk '/^(VmRSS|Threads):/ { printf "%s %s ", $1, $2 }' "/proc/$bridge_pid/status"; }  # "VmRSS: KIB Threads: N"
+hold() { # LABEL: holds COUNT connections of guest 9; sets HELD (with the bridge's cost while they are open)
+  HELD=$(timeout 300 python3 "$HOLD" "unix:$SOCK" "$COUNT" "$bridge_pid")
   vmt_note "$1: $HELD"
 }
 
 connections() {
   dmesg -C
+  local idle
+  idle=$(cost)
+  vmt_note "the bridge idle: $idle"
   hold "max_connections $((CAP + 64))"
   assert_contains "$HELD" "opened $COUNT first-answered $COUNT still-answered $COUNT" "every connection kept"
   assert_not_contains "$(dmesg)" "too many open connections" "the kernel closed no connection"
+  local rss0 rss1 threads1 per
+  rss0=$(echo "$idle" | awk '{ print $2 }')
+  rss1=$(echo "$HELD" | awk '/^held:/ { print $3 }')
+  threads1=$(echo "$HELD" | awk '/^held:/ { print $5 }')
+  per=$(( (rss1 - rss0) / COUNT ))
+  vmt_note "4. per connection: $per KiB resident (bridge $rss0 -> $rss1 KiB), threads $(echo "$idle" | awk '{ print $4 }') -> $threads1"
+  [ "$per" -lt 64 ] || fail "each idle connection costs the bridge $per KiB (goal: 1,000 in 64 MiB)"
 
   vmt_note "control: max_connections 0, the kernel's (8 + 3) x 20 = 220"
   echo 0 > /run/nfs-vsock/nfsd/max_connections
