@@ -130,6 +130,15 @@ public struct BridgeCommand: ParsableCommand {
             log.error("cannot listen: \(error)")
             throw ExitCode.failure
         }
+        // While still root (rpc.nfsd's start), the hard limit may rise too.
+        do {
+            if let raised = try DescriptorBudget(maxConnections: configuration.maxConnections, listeners: listeners.count).apply() {
+                log.info(raised)
+            }
+        } catch {
+            log.error("\(error); not serving vsock")
+            throw ExitCode.failure
+        }
         do {
             configuration.mapping = try enterNamespace(paths: paths)
             // Hybrid CIDs against the block actually in force.

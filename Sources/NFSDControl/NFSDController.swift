@@ -177,6 +177,9 @@ public struct NFSDController {
                 try bridgeKernel.write("versions", NFSDProcText.bridgeVersions(minors))
                 if let lease = settings.leaseTime { try bridgeKernel.write("nfsv4leasetime", NFSDProcText.number(lease)) }
                 try bridgeKernel.write("nfsv4gracetime", NFSDProcText.number(Self.bridgeGraceTime(settings)))
+                // Before the threads: each nfsd thread takes the limit
+                // from here as it loops.
+                try bridgeKernel.write("max_connections", NFSDProcText.number(settings.guestMaxConnections))
             } catch {
                 throw .system(error)
             }
@@ -202,7 +205,7 @@ public struct NFSDController {
                 throw .system(error)
             }
         }
-        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s")
+        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s, max_connections \(settings.guestMaxConnections) (the bridge's max-connections \(settings.bridgeMaxConnections) + \(NFSDSettings.closingMargin))")
         return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
                               threads: settings.threads, guestBlock: "\(settings.guestBlock)")
     }

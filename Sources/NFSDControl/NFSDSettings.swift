@@ -44,6 +44,10 @@ public struct NFSDSettings: Sendable, Equatable {
     /// loopback-block); recorded in the bridge's namespace for the bridge
     /// and mountd.
     public var guestBlock = VsockLoopbackMapping.default
+    /// The bridge's cap on connections in total ([vsock] max-connections,
+    /// the bridge's own default when unset): the guests' nfsd must hold
+    /// that many without closing any (guestMaxConnections).
+    public var bridgeMaxConnections = 1024
     public var syslog = false
     public var debug = false
 
@@ -108,9 +112,25 @@ public struct NFSDSettings: Sendable, Equatable {
             case .failure(let problem): throw Problem(message: "\(block.file):\(block.line): [vsock] loopback-block: \(problem)")
             }
         }
+        if let text = conf.value("vsock", "max-connections") {
+            guard let value = Int(text.text), (1...1_000_000).contains(value) else {
+                throw Problem(message: "\(text.file):\(text.line): [vsock] max-connections: expected a number from 1 to 1000000, got \"\(text.text)\"")
+            }
+            bridgeMaxConnections = value
+        }
         if let value = try bool("debug") { debug = value }
         if let value = try bool("syslog") { syslog = value }
     }
+
+    /// Connections the guests' nfsd closes none below (its
+    /// max_connections). Left at 0 the kernel allows (threads + 3) x 20
+    /// and, past that, closes its oldest connection for each new one: 220
+    /// guests' connections with 8 threads. The bridge opens one nfsd
+    /// connection per guest connection, up to its max-connections; the
+    /// margin covers connections the bridge has closed and nfsd has not
+    /// yet reaped.
+    public var guestMaxConnections: Int { bridgeMaxConnections + Self.closingMargin }
+    public static let closingMargin = 64
 
     /// Where the host's nfsd listens: the -H / host= addresses; with none
     /// given, every address, except that a server asked for vsock listens

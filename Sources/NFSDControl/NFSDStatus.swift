@@ -18,13 +18,17 @@ public struct NFSDStatus: Sendable, Equatable {
         public var listeners: [String]
         /// The recorded guest block (nil: missing or unreadable record).
         public var guestBlock: String?
+        /// Its max_connections (0: the kernel's (threads + 3) x 20; nil:
+        /// unreadable).
+        public var maxConnections: Int?
 
-        public init(namespace: String, threads: Int, versions: String, listeners: [String], guestBlock: String?) {
+        public init(namespace: String, threads: Int, versions: String, listeners: [String], guestBlock: String?, maxConnections: Int? = nil) {
             self.namespace = namespace
             self.threads = threads
             self.versions = versions
             self.listeners = listeners
             self.guestBlock = guestBlock
+            self.maxConnections = maxConnections
         }
     }
 
@@ -41,7 +45,8 @@ public struct NFSDStatus: Sendable, Equatable {
         let guestKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
         if namespace.exists || guestKernel.isMounted {
             guestNFSD = GuestNFSD(namespace: namespace.pin, threads: guestKernel.threads, versions: guestKernel.versions,
-                                  listeners: guestKernel.portlist, guestBlock: (try? namespace.guestBlock()).map { "\($0)" })
+                                  listeners: guestKernel.portlist, guestBlock: (try? namespace.guestBlock()).map { "\($0)" },
+                                  maxConnections: guestKernel.read("max_connections").flatMap { Int($0.trimmingCharacters(in: " \n")) })
         }
     }
 
@@ -104,7 +109,7 @@ public struct NFSDStatus: Sendable, Equatable {
         let quote = JSONText.quote
         return "{\"namespace\": \(quote(guest.namespace)), \"threads\": \(guest.threads), \"versions\": \(quote(guest.versions)), "
             + "\"listeners\": [\(guest.listeners.map(quote).joined(separator: ", "))], "
-            + "\"guestBlock\": \(guest.guestBlock.map(quote) ?? "null")}"
+            + "\"guestBlock\": \(guest.guestBlock.map(quote) ?? "null"), \"maxConnections\": \(guest.maxConnections.map(String.init) ?? "null")}"
     }
 
     /// "guest nfsd: 8 threads in network namespace nfs-vsock (...), versions ..., listeners ..., guests from ..."
@@ -113,7 +118,8 @@ public struct NFSDStatus: Sendable, Equatable {
         return "guest nfsd: \(state) in network namespace \(BridgeNamespace.name) (\(guest.namespace)), "
             + "versions \(guest.versions.isEmpty ? "-" : guest.versions), "
             + "listeners \(guest.listeners.isEmpty ? "none" : guest.listeners.joined(separator: ", ")), "
-            + "guests from \(guest.guestBlock ?? "? (no block recorded)")\n"
+            + "guests from \(guest.guestBlock ?? "? (no block recorded)"), "
+            + "max_connections \(guest.maxConnections.map { $0 == 0 ? "0 (the kernel's (threads + 3) x 20)" : String($0) } ?? "?")\n"
     }
 
     public var json: String {

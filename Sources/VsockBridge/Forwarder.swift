@@ -14,17 +14,44 @@ public struct Forwarder: Sendable {
         case error(String)
     }
 
+    /// A direction's memory: anonymous pages the kernel supplies on first
+    /// touch, so that an idle connection's buffers cost next to nothing
+    /// until bytes move (a few pages for an NFS request or reply), and
+    /// given back (MADV_DONTNEED) once the connection has been quiet for
+    /// `trimAfter` seconds with both buffers empty.
+    private final class Pages {
+        let base: UnsafeMutableRawPointer
+        let count: Int
+
+        init?(count: Int) {
+            let mapped = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let mapped, mapped != MAP_FAILED else { return nil }
+            base = mapped
+            self.count = count
+        }
+
+        /// The pages go back to the kernel; the next touch gets zeroed ones.
+        func release() { _ = madvise(base, count, MADV_DONTNEED) }
+
+        deinit { munmap(base, count) }
+    }
+
     /// One direction's buffer: bytes in [start, end).
     private struct Pipe {
-        var buffer: [UInt8]
+        let buffer: Pages
         var start = 0
         var end = 0
         var readerDone = false
         var writerShut = false
         /// Bytes read so far (for the connection's meter).
         var received: UInt64 = 0
+        /// Pages touched since they were last given back.
+        var touched = false
 
-        init(size: Int) { buffer = [UInt8](repeating: 0, count: size) }
+        init?(size: Int) {
+            guard let pages = Pages(count: size) else { return nil }
+            buffer = pages
+        }
 
         var isEmpty: Bool { start == end }
         var hasSpace: Bool { end < buffer.count || start > 0 }
@@ -35,37 +62,42 @@ public struct Forwarder: Sendable {
                 start = 0
                 end = 0
             } else if end == buffer.count && start > 0 {
-                buffer.withUnsafeMutableBytes { raw in
-                    // SAFETY: both ranges lie inside the buffer; memmove allows overlap.
-                    _ = memmove(raw.baseAddress!, raw.baseAddress! + start, end - start)
-                }
+                // SAFETY: both ranges lie inside the mapping; memmove allows overlap.
+                _ = memmove(buffer.base, buffer.base + start, end - start)
                 end -= start
                 start = 0
             }
         }
 
-        /// Reads what fits from `fd`; returns false on a fatal error.
+        /// Reads what fits from `fd`; returns an errno on a fatal error.
         mutating func fill(from fd: Int32) -> Int32? {
             compact()
-            let count = buffer.withUnsafeMutableBytes { raw in
-                // SAFETY: end < raw.count, so the range end..<count is inside the buffer.
-                read(fd, raw.baseAddress! + end, raw.count - end)
-            }
-            if count > 0 { end += count; received &+= UInt64(count); return nil }
+            // SAFETY: end < buffer.count, so end..<count is inside the mapping.
+            let count = read(fd, buffer.base + end, buffer.count - end)
+            if count > 0 { end += count; received &+= UInt64(count); touched = true; return nil }
             if count == 0 { readerDone = true; return nil }
             return errno == EAGAIN || errno == EINTR ? nil : errno
         }
 
         mutating func drain(to fd: Int32) -> Int32? {
-            let count = buffer.withUnsafeBytes { raw in
-                // SAFETY: start < end <= raw.count. MSG_NOSIGNAL: a closed
-                // peer is an error here, not a SIGPIPE.
-                send(fd, raw.baseAddress! + start, end - start, Int32(MSG_NOSIGNAL))
-            }
+            // SAFETY: start < end <= buffer.count. MSG_NOSIGNAL: a closed
+            // peer is an error here, not a SIGPIPE.
+            let count = send(fd, buffer.base + start, end - start, Int32(MSG_NOSIGNAL))
             if count > 0 { start += count; compact(); return nil }
             return errno == EAGAIN || errno == EINTR ? nil : errno
         }
+
+        /// Gives the pages back if they hold nothing and were touched.
+        mutating func trim() {
+            guard touched && isEmpty else { return }
+            buffer.release()
+            touched = false
+        }
     }
+
+    /// Seconds of quiet after which an empty connection's buffer pages go
+    /// back to the kernel.
+    public var trimAfter = 5
 
     let bufferSize: Int
     let idleTimeout: Int
@@ -87,8 +119,9 @@ public struct Forwarder: Sendable {
     /// a poll per chunk, and each request or reply crosses with one wakeup.
     public func run(_ a: Int32, _ b: Int32) -> End {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        var toB = Pipe(size: bufferSize)
-        var toA = Pipe(size: bufferSize)
+        guard var toB = Pipe(size: bufferSize), var toA = Pipe(size: bufferSize) else {
+            return .error("cannot map \(bufferSize)-byte buffers: \(String(cString: strerror(errno)))")
+        }
         defer { meter?.record(fromA: toB.received, fromB: toA.received) }
         var lastActivity = now()
         var halfOpenSince: Int? = nil
@@ -113,6 +146,17 @@ public struct Forwarder: Sendable {
             var timeout = idleTimeout > 0 ? idleTimeout - (current - lastActivity) : Int.max
             if let since = halfOpenSince { timeout = min(timeout, halfOpenTimeout - (current - since)) }
             if timeout <= 0 { return halfOpenSince != nil ? .halfOpenTimeout : .idle }
+            // Quiet, empty and holding pages: give them back, or wake up
+            // when it is time to.
+            if (toB.touched || toA.touched) && toB.isEmpty && toA.isEmpty {
+                let quiet = current - lastActivity
+                if quiet >= trimAfter {
+                    toB.trim()
+                    toA.trim()
+                } else {
+                    timeout = min(timeout, trimAfter - quiet)
+                }
+            }
             // No timeout to keep: wait without one (a poll timeout arms a
             // high-resolution timer and reads the clocksource every call).
             let milliseconds = timeout == Int.max ? -1 : Int32(min(timeout, 3600) * 1000)

@@ -168,14 +168,15 @@ struct GuestNFSDStatusTests {
         let paths = SystemPaths(root: root)
         try FileSystem.makeDirectories(paths.bridgeNFSD, mode: 0o755)
         try FileSystem.makeDirectories(paths.procNFSD, mode: 0o755)
-        for (name, text) in [("threads", "8\n"), ("versions", "-3 +4 -4.0 +4.1 +4.2\n"), ("portlist", "tcp 2049\n")] {
+        for (name, text) in [("threads", "8\n"), ("versions", "-3 +4 -4.0 +4.1 +4.2\n"), ("portlist", "tcp 2049\n"), ("max_connections", "1088\n")] {
             try FileSystem.replaceIfChanged(paths.bridgeNFSD + "/" + name, with: Array(text.utf8))
         }
         try FileSystem.replaceIfChanged(paths.bridgeGuestBlock, with: Array("127.64.0.0/10\n".utf8))
         let status = NFSDStatus(kernel: NFSDKernel(paths: paths))
         let guest = try #require(status.guestNFSD)
-        #expect(guest.threads == 8 && guest.listeners == ["tcp 2049"] && guest.guestBlock == "127.64.0.0/10")
-        #expect(status.text.contains("guest nfsd: 8 threads in network namespace nfs-vsock (\(root)/run/netns/nfs-vsock), versions -3 +4 -4.0 +4.1 +4.2, listeners tcp 2049, guests from 127.64.0.0/10"), "\(status.text)")
+        #expect(guest.threads == 8 && guest.listeners == ["tcp 2049"] && guest.guestBlock == "127.64.0.0/10" && guest.maxConnections == 1088)
+        #expect(status.text.contains("guest nfsd: 8 threads in network namespace nfs-vsock (\(root)/run/netns/nfs-vsock), versions -3 +4 -4.0 +4.1 +4.2, listeners tcp 2049, guests from 127.64.0.0/10, max_connections 1088\n"), "\(status.text)")
+        #expect(status.json.contains("\"guestBlock\": \"127.64.0.0/10\", \"maxConnections\": 1088}"), "\(status.json)")
         #expect(status.json.contains("\"guestNFSD\": {\"namespace\": \"\(root)/run/netns/nfs-vsock\", \"threads\": 8"), "\(status.json)")
         #expect(NFSDStatus(kernel: NFSDKernel(paths: SystemPaths(root: root + "/none"))).guestNFSD == nil)
     }

@@ -173,6 +173,22 @@ struct BridgeInstanceSettingsTests {
             #expect("\(error)".contains("holds 127.0.0.0/24"), "\(error)")
         }
     }
+
+    @Test("the guests' nfsd holds the bridge's max-connections and a margin, never the kernel's (threads + 3) x 20")
+    func guestMaxConnections() throws {
+        let plain = try settings([])
+        #expect(plain.bridgeMaxConnections == 1024 && plain.guestMaxConnections == 1024 + NFSDSettings.closingMargin)
+        // More threads do not matter: the limit follows the bridge's cap.
+        #expect(try settings(["32"], conf: "[vsock]\nmax-connections = 5000\n").guestMaxConnections == 5000 + NFSDSettings.closingMargin)
+        for bad in ["0", "many", "-3", "2000000"] {
+            do {
+                _ = try settings([], conf: "\n[vsock]\nmax-connections = \(bad)\n")
+                Issue.record("max-connections = \(bad) accepted")
+            } catch {
+                #expect("\(error)".contains("/etc/nfs.conf:3: [vsock] max-connections"), "\(error)")
+            }
+        }
+    }
 }
 
 @Suite("the guests' nfsd grace period")

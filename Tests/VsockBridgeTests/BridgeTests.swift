@@ -450,9 +450,11 @@ private final class Outcome: @unchecked Sendable {
     let done = OneShotSignal()
 
     /// Starts a forwarder (64 KiB per direction) between `a` and `b`.
-    static func forwarding(_ a: Int32, _ b: Int32) -> Outcome {
+    static func forwarding(_ a: Int32, _ b: Int32, trimAfter: Int = 5) -> Outcome {
         let outcome = Outcome()
-        let forwarder = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
+        var configured = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
+        configured.trimAfter = trimAfter
+        let forwarder = configured
         DetachedThread.start {
             outcome.end = forwarder.run(a, b)
             outcome.done.signal()
@@ -492,6 +494,29 @@ struct ForwarderTests {
         let atA = receive(outerA, down.count + 1)
         #expect(atB == up, "A to B: \(atB.count) bytes of \(up.count)")
         #expect(atA == down, "B to A: \(atA.count) bytes of \(down.count)")
+        #expect(outcome.done.wait(seconds: 10))
+        #expect(outcome.end == .closed)
+        for fd in [outerA, innerA, innerB, outerB] { close(fd) }
+    }
+
+    @Test("a connection quiet long enough to give its buffer pages back carries bytes intact afterwards")
+    func afterTrim() throws {
+        let (outerA, innerA) = tcpPair()
+        let (innerB, outerB) = tcpPair()
+        let outcome = Outcome.forwarding(innerA, innerB, trimAfter: 1)
+        for round in 0..<2 {
+            let up = pattern(200_003, seed: UInt64(10 + round))
+            let down = pattern(150_001, seed: UInt64(20 + round))
+            DetachedThread.start { sendAll(outerA, up) }
+            DetachedThread.start { sendAll(outerB, down) }
+            #expect(receive(outerB, up.count) == up, "round \(round): A to B")
+            #expect(receive(outerA, down.count) == down, "round \(round): B to A")
+            // Quiet past trimAfter (whole seconds of the coarse clock).
+            if round == 0 { usleep(2_500_000) }
+        }
+        #expect(!outcome.done.wait(seconds: 0), "the forwarder ended on a quiet connection")
+        shutdown(outerA, Int32(SHUT_WR))
+        shutdown(outerB, Int32(SHUT_WR))
         #expect(outcome.done.wait(seconds: 10))
         #expect(outcome.end == .closed)
         for fd in [outerA, innerA, innerB, outerB] { close(fd) }

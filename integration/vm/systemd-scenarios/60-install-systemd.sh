@@ -198,6 +198,7 @@ assert_ne root "$user" "the bridge runs as a dynamic user, not root"
 vmt_note "bridge runs as $user"
 assert_eq "$(stat -L -c %i "$VMT_BRIDGE_NS")" "$(stat -L -c %i "/proc/$bridge_pid/ns/net")" "the socket-activated bridge runs in namespace nfs-vsock"
 assert_eq 0000000000000000 "$(awk '/^CapEff:/ { print $2 }' "/proc/$bridge_pid/status")" "the bridge keeps no capability"
+assert_eq 65536 "$(awk '/^Max open files/ { print $4 }' "/proc/$bridge_pid/limits")" "the unit's LimitNOFILE holds the bridge's caps"
 status=$(/usr/local/sbin/nfsd-control status)
 echo "$status" | sed 's/^/  | /'
 assert_contains "$status" "127.128.0.1" "nfsd-control status lists guest CID 1 at 127.128.0.1"
