@@ -64,8 +64,13 @@ public final class VsockRelay: Sendable {
         DetachedThread.start { [self] in acceptLoop(listener, relayPort: relayPort) }
         let watch = MountWatch(directory: directory, export: export, port: relayPort)
         var lifetime = RelayLifetime(started: RelayLifetime.now())
-        while !lifetime.shouldExit(inUse: watch.isInUse(), openConnections: active.withLock { $0 }, now: RelayLifetime.now()) {
-            watch.waitForChange(timeoutSeconds: 1)
+        while true {
+            // Watched before it is read: a change in between still wakes the wait.
+            let table = MountWatch.Table()
+            let mounted = watch.isMounted()
+            let inUse = mounted || watch.serverListInUse()
+            if lifetime.shouldExit(inUse: inUse, openConnections: active.withLock { $0 }, now: RelayLifetime.now()) { return }
+            table.waitForChange(timeoutSeconds: RelayLifetime.waitSeconds(mounted: mounted))
         }
     }
 
@@ -122,8 +127,8 @@ struct MountWatch {
     let export: String
     let port: UInt16
 
-    func isInUse() -> Bool {
-        if isMounted() { return true }
+    /// Whether an NFS client of this namespace still uses the relay's port.
+    func serverListInUse() -> Bool {
         guard let bytes = try? FileSystem.readIfExists("/proc/self/net/nfsfs/servers") else { return false }
         return Self.serverListUses(String(decoding: bytes, as: UTF8.self), port: port)
     }
@@ -161,14 +166,21 @@ struct MountWatch {
         return false
     }
 
-    /// Waits until the mount table changes (POLLPRI on /proc/self/mounts)
-    /// or the timeout passes.
-    func waitForChange(timeoutSeconds: Int32) {
-        let fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { sleep(UInt32(timeoutSeconds)); return }
-        defer { close(fd) }
-        var pfd = pollfd(fd: fd, events: Int16(POLLPRI | POLLERR), revents: 0)
-        _ = poll(&pfd, 1, timeoutSeconds * 1000)
+    /// /proc/self/mounts opened for watching: poll(2) reports POLLPRI once
+    /// the mount table has changed since it was opened.
+    final class Table {
+        let fd: Int32
+
+        init() { fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC) }
+
+        deinit { if fd >= 0 { close(fd) } }
+
+        /// Waits until the mount table changes or the timeout passes.
+        func waitForChange(timeoutSeconds: Int32) {
+            guard fd >= 0 else { sleep(UInt32(timeoutSeconds)); return }
+            var pfd = pollfd(fd: fd, events: Int16(POLLPRI | POLLERR), revents: 0)
+            _ = poll(&pfd, 1, timeoutSeconds * 1000)
+        }
     }
 }
 
@@ -202,6 +214,15 @@ struct RelayLifetime {
         unusedSince = since
         return now - since >= Self.teardownGrace
     }
+
+    /// How long the relay waits for the mount table to change before it
+    /// looks again. While its mount is in the table nothing but a change
+    /// of the table can end its use, so it sleeps on the table (a guest's
+    /// idle relay wakes once a minute, not once a second: a host with many
+    /// guests sees each relay's wakeups as CPU of its own). Before the
+    /// mount and after it, when connections close or the kernel's client
+    /// lets go of the port without a table change, it looks every second.
+    static func waitSeconds(mounted: Bool) -> Int32 { mounted ? 60 : 1 }
 
     static func now() -> Int {
         var ts = timespec()

@@ -160,6 +160,17 @@ struct MountVsockRequestTests {
         #expect(MountWatch.mountTableLists(table, directory: "/mnt/a b", export: "/a b", port: 1), "escaped spaces")
     }
 
+    @Test("an idle relay sleeps on the mount table while its mount is there, and looks every second otherwise")
+    func relayWakeups() {
+        #expect(RelayLifetime.waitSeconds(mounted: true) == 60)
+        #expect(RelayLifetime.waitSeconds(mounted: false) == 1)
+        // The lifetime rules stay what they were: mounted means in use.
+        var relay = RelayLifetime(started: 0)
+        let whileMounted = relay.shouldExit(inUse: true, openConnections: 0, now: 500)
+        let afterUmount = relay.shouldExit(inUse: false, openConnections: 0, now: 560)
+        #expect(!whileMounted && afterUmount)
+    }
+
     @Test("the relay's lifetime: in use, then idle or a teardown grace; never mounted: two minutes")
     func relayLifetime() {
         var relay = RelayLifetime(started: 0)
