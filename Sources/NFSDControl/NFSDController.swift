@@ -38,6 +38,9 @@ public struct NFSDController {
         public var versions: [NFSVersion]
         public var threads: Int
         public var guestBlock: String
+        /// Its max_connections, and the bridge cap it was derived from.
+        public var maxConnections: Int
+        public var bridgeMaxConnections: Int
     }
 
     public func start(_ settings: NFSDSettings) throws(NFSDError) -> Report {
@@ -207,7 +210,8 @@ public struct NFSDController {
         }
         log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s, max_connections \(settings.guestMaxConnections) (the bridge's max-connections \(settings.bridgeMaxConnections) + \(NFSDSettings.closingMargin))")
         return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
-                              threads: settings.threads, guestBlock: "\(settings.guestBlock)")
+                              threads: settings.threads, guestBlock: "\(settings.guestBlock)",
+                              maxConnections: settings.guestMaxConnections, bridgeMaxConnections: settings.bridgeMaxConnections)
     }
 
     /// The grace period of the guests' nfsd: what the administrator set,
