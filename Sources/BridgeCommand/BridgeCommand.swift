@@ -35,8 +35,11 @@ public struct BridgeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run as this user once the listeners are open, when started as root (default nfs-vsock-bridge; [vsock] user in nfs.conf).", valueName: "user"))
     var user: String?
 
-    @Option(name: .customLong("max-per-guest"), help: "Connections allowed per guest (default 16).")
+    @Option(name: .customLong("max-per-guest"), help: "Connections allowed per guest from privileged ports, the guest kernel's (default 16; a hybrid-vsock VM's connections all count here).")
     var maxPerGuest: Int?
+
+    @Option(name: .customLong("max-unprivileged-per-guest"), help: "Connections allowed per guest from unprivileged vsock ports, any guest process's (default 4); they never take the privileged ones' slots.")
+    var maxUnprivilegedPerGuest: Int?
 
     @Option(name: .customLong("max-connections"), help: "Connections allowed in total (default 1024).")
     var maxConnections: Int?
@@ -95,6 +98,7 @@ public struct BridgeCommand: ParsableCommand {
             return number
         }
         if let number = try positive(maxPerGuest, "max-per-guest") { configuration.maxConnectionsPerGuest = number }
+        if let number = try positive(maxUnprivilegedPerGuest, "max-unprivileged-per-guest", allowZero: true) { configuration.maxUnprivilegedPerGuest = number }
         if let number = try positive(maxConnections, "max-connections") { configuration.maxConnections = number }
         if let number = try positive(idleTimeout, "idle-timeout", allowZero: true) { configuration.idleTimeout = number }
         // With the default block, the largest there is; run() checks again

@@ -14,7 +14,7 @@
 ///     started 1763786000
 ///     target 127.0.0.1:2049
 ///     loopback-block 127.128.0.0/9
-///     limits max-per-guest=16 max-connections=1024 idle-timeout=900
+///     limits max-per-guest=16 max-connections=1024 idle-timeout=900 max-unprivileged-per-guest=4
 ///     listen vsock 2049
 ///     listen unix /run/vm7.vsock_2049 7
 ///     guest 1 127.128.0.1 open=1 accepted=3 refused=0 from-guest=1200 to-guest=5400 last=1763786011
@@ -67,6 +67,8 @@ public struct BridgeStatus: Sendable, Equatable {
     public var target: String
     public var loopbackBlock: String
     public var maxPerGuest: Int
+    /// nil: a bridge from before the unprivileged quota.
+    public var maxUnprivilegedPerGuest: Int? = nil
     public var maxConnections: Int
     public var idleTimeout: Int
     public var listeners: [Listener]
@@ -98,7 +100,8 @@ public struct BridgeStatus: Sendable, Equatable {
     public var text: String {
         var lines = ["\(Self.header) \(Self.version)", "pid \(pid) \(processStart)", "started \(started)",
                      "target \(word(target))", "loopback-block \(word(loopbackBlock))",
-                     "limits max-per-guest=\(maxPerGuest) max-connections=\(maxConnections) idle-timeout=\(idleTimeout)"]
+                     "limits max-per-guest=\(maxPerGuest) max-connections=\(maxConnections) idle-timeout=\(idleTimeout)"
+                        + (maxUnprivilegedPerGuest.map { " max-unprivileged-per-guest=\($0)" } ?? "")]
         for listener in listeners {
             switch listener {
             case .vsock(let port): lines.append("listen vsock \(port)")
@@ -163,6 +166,9 @@ public struct BridgeStatus: Sendable, Equatable {
                 status.maxPerGuest = try field("max-per-guest")
                 status.maxConnections = try field("max-connections")
                 status.idleTimeout = try field("idle-timeout")
+                if fields["max-unprivileged-per-guest"] != nil {
+                    status.maxUnprivilegedPerGuest = try field("max-unprivileged-per-guest")
+                }
             case "listen":
                 switch try text(1) {
                 case "vsock":

@@ -68,7 +68,9 @@ public struct BridgeStatusReport: Sendable, Equatable {
         }
         out += "  listens:  \(listens.isEmpty ? "nothing" : listens.joined(separator: ", "))\n"
         out += "  forwards: to \(safe(status.target)), guests from \(safe(status.loopbackBlock))\n"
-        out += "  limits:   \(status.maxPerGuest) connections per guest, \(status.maxConnections) in total, "
+        out += "  limits:   \(status.maxPerGuest) connections per guest"
+            + (status.maxUnprivilegedPerGuest.map { " (and \($0) from unprivileged ports)" } ?? "")
+            + ", \(status.maxConnections) in total, "
             + "idle timeout \(status.idleTimeout == 0 ? "none" : "\(status.idleTimeout) s")\n"
         guard !status.guests.isEmpty else { return out + "  guests:   none yet\n" }
         let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST", "LAST ACTIVITY"]
@@ -138,7 +140,8 @@ public struct BridgeStatusReport: Sendable, Equatable {
             }
             members = "\"running\": true, \"pid\": \(status.pid), \"statusFile\": \(path), \"started\": \(status.started), "
                 + "\"target\": \(JSONText.quote(status.target)), \"loopbackBlock\": \(JSONText.quote(status.loopbackBlock)), "
-                + "\"limits\": {\"perGuest\": \(status.maxPerGuest), \"total\": \(status.maxConnections), "
+                + "\"limits\": {\"perGuest\": \(status.maxPerGuest), "
+                + "\"perGuestUnprivileged\": \(status.maxUnprivilegedPerGuest.map(String.init) ?? "null"), \"total\": \(status.maxConnections), "
                 + "\"idleTimeout\": \(status.idleTimeout)}, "
                 + "\"listeners\": [\(listeners.joined(separator: ", "))], \"guests\": [\(guests.joined(separator: ", "))]"
         case .stale(let status):

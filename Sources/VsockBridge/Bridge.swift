@@ -20,6 +20,8 @@ public final class Bridge: Sendable {
     /// What the bridge knows about one guest, for limits and status.
     struct GuestRecord {
         var open = 0
+        /// Of `open`, those from unprivileged vsock ports.
+        var openUnprivileged = 0
         var accepted = 0
         var refused = 0
         /// Bytes of connections that have ended.
@@ -140,7 +142,7 @@ public final class Bridge: Sendable {
                     refuse(connection, cid: peer.cid, peer: name, refusal.reason)
                     continue
                 }
-                admit(connection, cid: peer.cid, privileged: peer.port < 1024, from: name)
+                admit(connection, cid: peer.cid, privileged: peer.port < 1024, unprivileged: peer.port >= 1024, from: name)
             case .unix(let fd, let path, let cid):
                 let connection = accept(fd, nil, nil)
                 if connection < 0 {
@@ -169,7 +171,7 @@ public final class Bridge: Sendable {
                     continue
                 }
                 // The VMM does not pass the guest's port: unprivileged.
-                admit(connection, cid: cid, privileged: false, from: peer)
+                admit(connection, cid: cid, privileged: false, unprivileged: false, from: peer)
             }
         }
     }
@@ -218,7 +220,30 @@ public final class Bridge: Sendable {
         close(connection)
     }
 
-    private func admit(_ connection: Int32, cid: VsockCID, privileged: Bool, from peer: String) {
+    /// Why a new connection of guest `cid` is refused (nil: admitted).
+    /// The total cap first, then the guest's quota: its unprivileged-port
+    /// connections have their own, so that a guest's users cannot take
+    /// the slots of its kernel's NFS client.
+    static func quotaRefusal(cid: VsockCID, record: GuestRecord, total: Int, unprivileged: Bool, limits: BridgeConfiguration) -> String? {
+        if total >= limits.maxConnections {
+            return "the bridge has \(total) connections (limit \(limits.maxConnections))"
+        }
+        if unprivileged {
+            if record.openUnprivileged >= limits.maxUnprivilegedPerGuest {
+                return "guest \(cid) has \(record.openUnprivileged) connections from unprivileged ports (limit \(limits.maxUnprivilegedPerGuest); its privileged ones are not affected)"
+            }
+        } else if record.open - record.openUnprivileged >= limits.maxConnectionsPerGuest {
+            return "guest \(cid) has \(record.open - record.openUnprivileged) connections (limit \(limits.maxConnectionsPerGuest))"
+        }
+        return nil
+    }
+
+    /// `privileged`: the guest's port is below 1024 (its root's), which
+    /// nfsd's `secure` check is to see. `unprivileged`: the connection
+    /// counts against the guest's unprivileged quota (an AF_VSOCK
+    /// connection from a port of 1024 and up; a hybrid-vsock VM's
+    /// connections cannot be told apart and share the main quota).
+    private func admit(_ connection: Int32, cid: VsockCID, privileged: Bool, unprivileged: Bool, from peer: String) {
         let source: IPAddress
         switch loopbackSource(of: cid) {
         case .success(let address): source = address
@@ -234,16 +259,13 @@ public final class Bridge: Sendable {
             var record = state.guests[cid, default: GuestRecord()]
             defer { state.guests[cid] = record }
             record.lastActivity = now
-            if state.total >= limits.maxConnections {
+            if let refusal = Self.quotaRefusal(cid: cid, record: record, total: state.total, unprivileged: unprivileged, limits: limits) {
                 record.refused += 1
-                return "the bridge has \(state.total) connections (limit \(limits.maxConnections))"
-            }
-            if record.open >= limits.maxConnectionsPerGuest {
-                record.refused += 1
-                return "guest \(cid) has \(record.open) connections (limit \(limits.maxConnectionsPerGuest))"
+                return refusal
             }
             state.total += 1
             record.open += 1
+            if unprivileged { record.openUnprivileged += 1 }
             record.accepted += 1
             record.meters[ObjectIdentifier(meter)] = meter
             return nil
@@ -256,21 +278,22 @@ public final class Bridge: Sendable {
         }
         let started = DetachedThread.start { [self] in
             serve(connection, from: source, privileged: privileged, peer: peer, meter: meter)
-            release(cid, meter)
+            release(cid, meter, unprivileged: unprivileged)
         }
         if !started {
             log.error("cannot start a thread for \(peer)")
             close(connection)
-            release(cid, meter)
+            release(cid, meter, unprivileged: unprivileged)
         }
     }
 
-    private func release(_ cid: VsockCID, _ meter: ConnectionMeter) {
+    private func release(_ cid: VsockCID, _ meter: ConnectionMeter, unprivileged: Bool) {
         let now = time(nil)
         state.withLock { state in
             state.total -= 1
             guard var record = state.guests[cid] else { return }
             record.open -= 1
+            if unprivileged { record.openUnprivileged -= 1 }
             record.endedFromGuest &+= meter.bytesFromA
             record.endedToGuest &+= meter.bytesFromB
             record.meters[ObjectIdentifier(meter)] = nil

@@ -34,7 +34,14 @@ public struct BridgeConfiguration: Sendable {
     public var targetHost = "127.0.0.1"
     public var targetPort: UInt16 = 2049
     public var mapping = VsockLoopbackMapping.default
+    /// A guest's connections from privileged vsock ports (its kernel's
+    /// NFS client's, through mount.vsock), and every connection of a
+    /// hybrid-vsock VM (its VMM does not pass the guest's port).
     public var maxConnectionsPerGuest = 16
+    /// A guest's connections from unprivileged vsock ports (any process
+    /// of the guest): a quota of their own, so they cannot take the slots
+    /// the guest's kernel needs to reconnect.
+    public var maxUnprivilegedPerGuest = 4
     public var maxConnections = 1024
     /// Bytes buffered per direction of a connection: a peer that does not
     /// read stops the other from sending, nothing grows without bound.

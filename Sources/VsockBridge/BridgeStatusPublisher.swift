@@ -38,13 +38,15 @@ public final class BridgeStatusPublisher: Sendable {
     /// The status as of `now` (seconds since the epoch).
     public func snapshot(now: Int) -> BridgeStatus {
         let configuration = bridge.configuration
-        return BridgeStatus(
+        var status = BridgeStatus(
             pid: pid, processStart: processStart, started: started,
             target: "\(configuration.targetHost):\(configuration.targetPort)",
             loopbackBlock: "\(configuration.mapping)",
             maxPerGuest: configuration.maxConnectionsPerGuest, maxConnections: configuration.maxConnections,
             idleTimeout: configuration.idleTimeout, listeners: listeners,
             guests: bridge.guestStatus(now: now))
+        status.maxUnprivilegedPerGuest = configuration.maxUnprivilegedPerGuest
+        return status
     }
 
     /// Writes the file now (unless stopped); a failure is logged once

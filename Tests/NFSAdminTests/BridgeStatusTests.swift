@@ -36,6 +36,15 @@ struct BridgeStatusTests {
         #expect(try BridgeStatus.parse(sample.text) == sample)
     }
 
+    @Test("the unprivileged quota: written when known, read back, absent from older bridges' files")
+    func unprivilegedQuota() throws {
+        var status = sample
+        status.maxUnprivilegedPerGuest = 4
+        #expect(status.text.contains("limits max-per-guest=16 max-connections=1024 idle-timeout=900 max-unprivileged-per-guest=4\n"))
+        #expect(try BridgeStatus.parse(status.text) == status)
+        #expect(try BridgeStatus.parse(sample.text).maxUnprivilegedPerGuest == nil)
+    }
+
     @Test("unknown lines and fields are skipped; guests come out sorted by CID")
     func forwardCompatible() throws {
         let text = """

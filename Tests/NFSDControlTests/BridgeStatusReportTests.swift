@@ -69,7 +69,7 @@ struct BridgeStatusReportTests {
         #expect(report(.running(status)).json == """
             {"running": true, "pid": 321, "statusFile": "/run/nfs-vsock-bridge/status", "started": 1000, \
             "target": "127.0.0.1:2049", "loopbackBlock": "127.128.0.0/9", \
-            "limits": {"perGuest": 4, "total": 1024, "idleTimeout": 0}, \
+            "limits": {"perGuest": 4, "perGuestUnprivileged": null, "total": 1024, "idleTimeout": 0}, \
             "listeners": [{"type": "vsock", "port": 2049}, {"type": "unix", "path": "/run/vm7.vsock_2049", "cid": 7}], \
             "guests": [{"cid": 1, "address": "127.128.0.1", "open": 1, "accepted": 3, "refused": 0, \
             "bytesFromGuest": 1536, "bytesToGuest": 20971520, "lastActivity": 1295}, \

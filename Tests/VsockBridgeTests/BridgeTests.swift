@@ -489,6 +489,41 @@ private struct OneShotSignal: @unchecked Sendable {
     }
 }
 
+@Suite("connection quotas")
+struct ConnectionQuotaTests {
+    private func refusal(open: Int, unprivilegedOpen: Int, total: Int = 0, unprivileged: Bool) -> String? {
+        var limits = BridgeConfiguration()
+        limits.maxConnectionsPerGuest = 16
+        limits.maxUnprivilegedPerGuest = 4
+        limits.maxConnections = 100
+        var record = Bridge.GuestRecord()
+        record.open = open
+        record.openUnprivileged = unprivilegedOpen
+        return Bridge.quotaRefusal(cid: 5, record: record, total: total, unprivileged: unprivileged, limits: limits)
+    }
+
+    @Test("a guest's users cannot take its kernel's slots: unprivileged ports have their own quota")
+    func ownQuota() {
+        #expect(refusal(open: 3, unprivilegedOpen: 3, unprivileged: true) == nil)
+        let full = refusal(open: 4, unprivilegedOpen: 4, unprivileged: true)
+        #expect(full?.contains("guest 5 has 4 connections from unprivileged ports (limit 4") == true, "\(full ?? "nil")")
+        // Four unprivileged ones open: the kernel still gets all 16 of its own.
+        #expect(refusal(open: 4 + 15, unprivilegedOpen: 4, unprivileged: false) == nil)
+        let kernelFull = refusal(open: 4 + 16, unprivilegedOpen: 4, unprivileged: false)
+        #expect(kernelFull?.contains("guest 5 has 16 connections (limit 16)") == true, "\(kernelFull ?? "nil")")
+        // Privileged ones do not use up the unprivileged quota either.
+        #expect(refusal(open: 16, unprivilegedOpen: 0, unprivileged: true) == nil)
+    }
+
+    @Test("the total cap comes first, for either kind")
+    func total() {
+        for unprivileged in [true, false] {
+            let refused = refusal(open: 0, unprivilegedOpen: 0, total: 100, unprivileged: unprivileged)
+            #expect(refused?.contains("the bridge has 100 connections (limit 100)") == true)
+        }
+    }
+}
+
 @Suite("forwarder")
 struct ForwarderTests {
     @Test("bytes cross intact both ways at once, and the ends close in order", arguments: [true, false])

@@ -11,9 +11,15 @@ With a PID after COUNT, also prints "held: VmRSS KIB Threads N" of that
 process (the bridge) while all the connections are open, between the two
 rounds.
 
+vsock-priv:CID:PORT connects from privileged vsock ports (1023 down; root
+only), as mount.vsock does for the guest kernel's NFS client. With
+HOLD_SECONDS in the environment the connections stay open that long after
+the report before they are closed.
+
 usage: conn-hold.py unix:PATH COUNT [PID]
-       conn-hold.py vsock:CID:PORT COUNT [PID]"""
-import socket, struct, sys
+       conn-hold.py vsock:CID:PORT COUNT [PID]
+       conn-hold.py vsock-priv:CID:PORT COUNT [PID]"""
+import os, socket, struct, sys, time
 
 XID = 0x5c0e0000
 
@@ -45,14 +51,26 @@ def connect(target):
     if kind == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(rest)
-    elif kind == "vsock":
+    elif kind in ("vsock", "vsock-priv"):
         cid, port = rest.split(":")
         sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        if kind == "vsock-priv":
+            bind_privileged(sock)
         sock.connect((int(cid), int(port)))
     else:
         sys.exit("conn-hold.py: want unix:PATH or vsock:CID:PORT, got " + target)
     sock.settimeout(20)
     return sock
+
+
+def bind_privileged(sock):
+    for port in range(1023, 511, -1):
+        try:
+            sock.bind((socket.VMADDR_CID_ANY, port))
+            return
+        except OSError:
+            continue
+    raise OSError("no privileged vsock port free")
 
 
 def answered(sock, xid):
@@ -79,5 +97,7 @@ lost = [i for i, sock in enumerate(connections) if not answered(sock, XID + coun
 print("opened %d first-answered %d still-answered %d" % (len(connections), first, len(connections) - len(lost)))
 if lost:
     print("lost " + " ".join(map(str, lost[:20])) + (" ..." if len(lost) > 20 else ""))
+sys.stdout.flush()
+time.sleep(float(os.environ.get("HOLD_SECONDS", "0")))
 for sock in connections:
     sock.close()
