@@ -37,6 +37,7 @@ public final class Bridge: Sendable {
     public let configuration: BridgeConfiguration
     let log: DaemonLog
     private let state = Mutex<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
+    private let refusals = Mutex(RefusalLog())
     /// Written on every connection change; the status publisher waits on it.
     private let changes: (read: Int32, write: Int32)
 
@@ -216,7 +217,7 @@ public final class Bridge: Sendable {
             state.guests[cid]?.lastActivity = now
         }
         noteChange()
-        log.warning("refused \(peer): \(reason)")
+        logRefusal(cid: cid, "refused \(peer): \(reason)")
         close(connection)
     }
 
@@ -272,7 +273,7 @@ public final class Bridge: Sendable {
         }
         noteChange()
         if let refusal {
-            log.warning("refused \(peer): \(refusal)")
+            logRefusal(cid: cid, "refused \(peer): \(refusal)")
             close(connection)
             return
         }
@@ -285,6 +286,16 @@ public final class Bridge: Sendable {
             close(connection)
             release(cid, meter, unprivileged: unprivileged)
         }
+    }
+
+    /// Refusals reach the log rate-limited per guest (RefusalLog).
+    private func logRefusal(cid: VsockCID, _ message: String) {
+        let now = Int(time(nil))
+        let line: String? = refusals.withLock { table in
+            if table.entries.count > 4096 { table.prune(now: now) }
+            return table.line(cid: cid, now: now, message: message)
+        }
+        if let line { log.warning(line) }
     }
 
     private func release(_ cid: VsockCID, _ meter: ConnectionMeter, unprivileged: Bool) {
