@@ -30,7 +30,7 @@ let package = Package(
             ]),
         .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
         // rpc.nfsd: versions, times, listeners (TCP, UDP, AF_VSOCK by fd), threads.
-        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports"]),
+        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports", "CSystemd"]),
         .target(
             name: "NfsdControlCommand",
             dependencies: [

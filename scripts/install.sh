@@ -77,6 +77,7 @@ plan() {
   echo "file $DOCDIR/examples/nfs.conf $REPO/etc/nfs.conf 644"
   echo "conf $SYSCONFDIR/exports $REPO/etc/exports 644"
   echo "conf $SYSCONFDIR/nfs.conf $REPO/etc/nfs.conf 644"
+  echo "conf $SYSCONFDIR/logrotate.d/nfs-vsock-bridge $REPO/etc/logrotate.d/nfs-vsock-bridge 644"
 }
 
 checksum() { sha256sum "$1" | cut -d' ' -f1; }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSystemd
 import NFSAdmin
 
 /// Starts and stops nfs-vsock-bridge for rpc.nfsd when the kernel cannot
@@ -61,8 +62,43 @@ public struct BridgeProcess: Sendable {
         return "nfs-vsock-bridge"
     }
 
-    /// Starts the bridge detached, logging to /var/log/nfs-vsock-bridge.log.
-    public func start(ports: [UInt32], target: String) throws(SystemError) -> pid_t {
+    /// Where the bridge's messages go when this tool starts it: the
+    /// journal where journald runs (a stream the bridge's log marks with
+    /// priorities, as under a unit; `journalctl -t nfs-vsock-bridge`), else
+    /// /var/log/nfs-vsock-bridge.log (rotated by the logrotate snippet
+    /// make install puts in /etc/logrotate.d).
+    public enum LogTarget: Equatable, Sendable, CustomStringConvertible {
+        case journal
+        case file(String)
+
+        public var description: String {
+            switch self {
+            case .journal: "the journal (journalctl -t nfs-vsock-bridge)"
+            case .file(let path): path
+            }
+        }
+    }
+
+    /// The journal's stream socket, if journald runs here.
+    var journalSocket: String { paths.underRoot("/run/systemd/journal/stdout") }
+
+    /// A journal stream for the bridge, and JOURNAL_STREAM ("device:inode"
+    /// of that stream) for its environment; nil without journald.
+    func journalStream() -> (fd: Int32, variable: String)? {
+        guard FileSystem.exists(journalSocket) else { return nil }
+        let fd = sd_journal_stream_fd("nfs-vsock-bridge", LOG_INFO, 1)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            close(fd)
+            return nil
+        }
+        return (fd, "JOURNAL_STREAM=\(info.st_dev):\(info.st_ino)")
+    }
+
+    /// Starts the bridge detached, logging to the journal or to
+    /// /var/log/nfs-vsock-bridge.log (see LogTarget).
+    public func start(ports: [UInt32], target: String) throws(SystemError) -> (pid: pid_t, log: LogTarget) {
         if let pid = runningPID { kill(pid, SIGTERM) }
         var arguments = [Self.executable()]
         for port in ports { arguments += ["--vsock", String(port)] }
@@ -71,8 +107,20 @@ public struct BridgeProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, FileSystem.OpenFlags.childLog, 0o640)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var environment = ProcessEnvironment.current.filter { $0.key != "JOURNAL_STREAM" }.map { "\($0.key)=\($0.value)" }
+        let journal = journalStream()
+        defer { if let journal { close(journal.fd) } }
+        let logTarget: LogTarget
+        if let journal {
+            posix_spawn_file_actions_adddup2(&actions, journal.fd, 1)
+            posix_spawn_file_actions_adddup2(&actions, journal.fd, 2)
+            environment.append(journal.variable)
+            logTarget = .journal
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, logFile, FileSystem.OpenFlags.childLog, 0o640)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            logTarget = .file(logFile)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -80,8 +128,10 @@ public struct BridgeProcess: Sendable {
         posix_spawnattr_setflags(&attributes, 0x80)
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
         guard status == 0 else { throw SystemError("spawn", arguments[0], errno: status) }
         // Our own child: its /proc entry stays until we reap it, exited or not.
         guard let processStart = ProcessIdentity.startTime(of: pid) else {
@@ -95,9 +145,9 @@ public struct BridgeProcess: Sendable {
         var wstatus: Int32 = 0
         if waitpid(pid, &wstatus, WNOHANG) == pid {
             unlink(pidFile)
-            throw SystemError("start", "nfs-vsock-bridge (see \(logFile))", errno: ECHILD)
+            throw SystemError("start", "nfs-vsock-bridge (see \(logTarget))", errno: ECHILD)
         }
-        return pid
+        return (pid, logTarget)
     }
 
     /// Stops the bridge this tool started.

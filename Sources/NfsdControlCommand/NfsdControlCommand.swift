@@ -174,8 +174,8 @@ public struct NfsdControlCommand: ParsableCommand {
                         guard Privileges.account(user) != nil else {
                             throw SystemError("getpwnam", "\(user), the user nfs-vsock-bridge runs as (create it: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(user); or set [vsock] user)", errno: ENOENT)
                         }
-                        let pid = try bridge.start(ports: report.vsockForBridge, target: target)
-                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(pid), user \(user)) \(through)")
+                        let started = try bridge.start(ports: report.vsockForBridge, target: target)
+                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(started.pid), user \(user)) \(through); its log: \(started.log)")
                     } catch {
                         try? controller.stop()
                         bridge.clearWanted()

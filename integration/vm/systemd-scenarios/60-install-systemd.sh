@@ -23,7 +23,11 @@
 #      rpcbind, /proc/fs/nfsd/filehandle, libblkid on a loop device) and
 #      keeps rmtab (temporary file + rename in /var/lib/nfs);
 #   6. systemctl stop nfs-server: no threads, listeners, mountd, bridge or
-#      exports left; make uninstall removes exactly what install added.
+#      exports left;
+#   6b. rpc.nfsd run by hand outside any unit: the bridge it starts logs to
+#      the journal with priorities (not to /var/log); make uninstall
+#      removes exactly what install added (the logrotate snippet for hosts
+#      without journald included).
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -44,7 +48,8 @@ D=$W/dest
 for f in /usr/local/sbin/{exportfs,mountd,nfsd-control,nfs-vsock-bridge} /sbin/mount.vsock \
          /usr/local/share/nfs-vsock/guest/mount.vsock \
          /usr/local/share/man/man5/exports.5 /usr/local/share/man/man8/{exportfs,rpc.mountd,mountd,rpc.nfsd,nfsd-control,nfs-vsock-bridge,mount.vsock}.8 \
-         /usr/local/share/doc/nfs-vsock/examples/{exports,nfs.conf} /etc/exports /etc/nfs.conf "$MANIFEST"; do
+         /usr/local/share/doc/nfs-vsock/examples/{exports,nfs.conf} /etc/exports /etc/nfs.conf \
+         /etc/logrotate.d/nfs-vsock-bridge "$MANIFEST"; do
   [ -f "$D$f" ] || fail "install did not create $D$f"
 done
 for u in "${UNITS[@]}"; do [ -f "$D/usr/local/lib/systemd/system/$u" ] || fail "no unit $u"; done
@@ -265,6 +270,20 @@ assert_eq "" "$(pgrep -x mountd || true)$(pgrep -x rpc.mountd || true)$(pgrep -f
 assert_eq "" "$(cat "$NFS_STATE_DIR/etab")" "exportfs -au emptied etab"
 [ ! -e /run/nfs-vsock-bridge.wanted ] || fail "/run/nfs-vsock-bridge.wanted left behind"
 [ ! -e "$VMT_BRIDGE_NS" ] || fail "the bridge's namespace left behind"
+
+vmt_step "6b. rpc.nfsd run by hand (outside any unit) on this systemd host: the bridge it starts logs to the journal"
+since=$(date '+%Y-%m-%d %H:%M:%S')
+sleep 1
+vmt_capture env -u INVOCATION_ID /usr/local/sbin/rpc.nfsd -T -G 10 --vsock 2049 8
+[ "$VMT_RC" = 0 ] || fail "rpc.nfsd --vsock 2049 by hand failed"
+vmt_defer "env -u INVOCATION_ID /usr/local/sbin/rpc.nfsd 0 >/dev/null 2>&1"
+assert_contains "$VMT_OUT" "its log: the journal (journalctl -t nfs-vsock-bridge)" "rpc.nfsd says where the bridge logs"
+wait_for 20 "the bridge's start in the journal" sh -c "journalctl -b -t nfs-vsock-bridge --since '$since' --no-pager | grep -q 'forwarding vsock'"
+entry=$(journalctl -b -t nfs-vsock-bridge --since "$since" -o json --no-pager | grep 'forwarding vsock' | tail -1)
+assert_eq 5 "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["PRIORITY"])' "$entry")" "the bridge's notice has the notice priority"
+[ ! -s /var/log/nfs-vsock-bridge.log ] || ! grep -q 'forwarding vsock' /var/log/nfs-vsock-bridge.log || fail "the bridge also wrote /var/log/nfs-vsock-bridge.log"
+vmt_run env -u INVOCATION_ID /usr/local/sbin/rpc.nfsd 0
+[ ! -e "$VMT_BRIDGE_NS" ] || fail "rpc.nfsd 0 left the bridge's namespace"
 
 vmt_step "make uninstall"
 cp "$MANIFEST" "$W/manifest"
