@@ -229,11 +229,20 @@ public struct Exportfs {
         var unreachable = false
         let canProbe = !entries.isEmpty && kernel.canProbe()
         var probed: [String: KernelExports.ProbeResult] = [:]
+        // One stat(2) per path, however many clients it has.
+        var stated: [String: (info: stat, errno: Int32)] = [:]
         for entry in entries {
-            var info = stat()
-            let full = paths.underRoot(entry.path)
-            if stat(full, &info) != 0 {
-                diagnostics.append(Diagnostic(.warning, entry.location, "cannot stat \(entry.path): \(String(cString: strerror(errno))); clients will not be able to mount it"))
+            let status: (info: stat, errno: Int32)
+            if let known = stated[entry.path] {
+                status = known
+            } else {
+                var info = stat()
+                status = stat(paths.underRoot(entry.path), &info) == 0 ? (info, 0) : (info, errno)
+                stated[entry.path] = status
+            }
+            let info = status.info
+            if status.errno != 0 {
+                diagnostics.append(Diagnostic(.warning, entry.location, "cannot stat \(entry.path): \(String(cString: strerror(status.errno))); clients will not be able to mount it"))
                 unreachable = true
                 continue
             }

@@ -52,12 +52,13 @@ public struct ExportsLoader: Sendable {
 
     public func resolve(_ entries: [ExportEntry], diagnostics: inout [Diagnostic]) -> [ExportEntry] {
         var realPaths: [String: String] = [:]
+        var resolver = RealPathCache()
         let withRealPaths = entries.map { entry -> ExportEntry in
             var entry = entry
             if let known = realPaths[entry.path] {
                 entry.path = known
             } else {
-                let real = FileSystem.realPath(paths.underRoot(entry.path)).map { unrooted($0) } ?? entry.path
+                let real = resolver.resolve(paths.underRoot(entry.path)).map { unrooted($0) } ?? entry.path
                 realPaths[entry.path] = real
                 entry.path = real
             }
