@@ -222,12 +222,16 @@ public final class Bridge: Sendable {
     }
 
     /// Why a new connection of guest `cid` is refused (nil: admitted).
-    /// The total cap first, then the guest's quota: its unprivileged-port
-    /// connections have their own, so that a guest's users cannot take
-    /// the slots of its kernel's NFS client.
+    /// The total cap first, whose last slots only a guest without a
+    /// connection may take (reservedForNewGuests), then the guest's quota:
+    /// its unprivileged-port connections have their own, so that a
+    /// guest's users cannot take the slots of its kernel's NFS client.
     static func quotaRefusal(cid: VsockCID, record: GuestRecord, total: Int, unprivileged: Bool, limits: BridgeConfiguration) -> String? {
         if total >= limits.maxConnections {
             return "the bridge has \(total) connections (limit \(limits.maxConnections))"
+        }
+        if record.open > 0 && total >= limits.maxConnections - limits.reservedForNewGuests {
+            return "the bridge has \(total) connections (limit \(limits.maxConnections)); its last \(limits.reservedForNewGuests) are kept for guests that have none, and guest \(cid) has \(record.open)"
         }
         if unprivileged {
             if record.openUnprivileged >= limits.maxUnprivilegedPerGuest {

@@ -43,6 +43,11 @@ public struct BridgeConfiguration: Sendable {
     /// the guest's kernel needs to reconnect.
     public var maxUnprivilegedPerGuest = 4
     public var maxConnections = 1024
+    /// The last slots of maxConnections, kept for guests that hold no
+    /// connection: guests that flood the bridge fill it only up to here,
+    /// and a guest arriving then still gets its first connection (an NFS
+    /// mount needs one). A sixteenth of the total, at least 1.
+    public var reservedForNewGuests: Int { max(1, maxConnections / 16) }
     /// Bytes buffered per direction of a connection: a peer that does not
     /// read stops the other from sending, nothing grows without bound.
     public var bufferSize = 256 * 1024

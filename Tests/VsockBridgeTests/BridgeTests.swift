@@ -515,6 +515,20 @@ struct ConnectionQuotaTests {
         #expect(refusal(open: 16, unprivilegedOpen: 0, unprivileged: true) == nil)
     }
 
+    @Test("guests that flood fill the bridge only up to its reserve: a guest with no connection still gets its first")
+    func reserve() {
+        // maxConnections 100: the last 6 (100 / 16) are kept for newcomers.
+        #expect(BridgeConfiguration().reservedForNewGuests == 1024 / 16)
+        #expect(refusal(open: 3, unprivilegedOpen: 0, total: 93, unprivileged: false) == nil)
+        let flooder = refusal(open: 3, unprivilegedOpen: 0, total: 94, unprivileged: false)
+        #expect(flooder?.contains("its last 6 are kept for guests that have none, and guest 5 has 3") == true, "\(flooder ?? "nil")")
+        #expect(refusal(open: 0, unprivilegedOpen: 0, total: 94, unprivileged: false) == nil, "a newcomer takes a reserved slot")
+        #expect(refusal(open: 0, unprivilegedOpen: 0, total: 99, unprivileged: true) == nil)
+        var tiny = BridgeConfiguration()
+        tiny.maxConnections = 8
+        #expect(tiny.reservedForNewGuests == 1)
+    }
+
     @Test("the total cap comes first, for either kind")
     func total() {
         for unprivileged in [true, false] {

@@ -20,14 +20,18 @@
 #      connections over vsock loopback (CID 1) from unprivileged ports get
 #      4 answered (the unprivileged quota) while root's 16 from privileged
 #      ports, made meanwhile, are all answered; of the 8 refusals the log
-#      shows 5 and a line saying the rest are counted (rate limit).
+#      shows 5 and a line saying the rest are counted (rate limit);
+#   6. a guest that floods fills the bridge only up to the reserve kept for
+#      guests without a connection (320 / 16 = 20): guest 9 gets 300 of 305,
+#      and a newcomer (CID 1) then still gets its first connection, not a
+#      second.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
 W=$VMT_WORK
 NFSD=$BIN_DIR/nfsd-control BRIDGE=$BIN_DIR/nfs-vsock-bridge
 HOLD=$(dirname "$0")/../conn-hold.py
-SOCK=/run/vm9.vsock_2049 COUNT=300 CAP=600
+SOCK=/run/vm9.vsock_2049 COUNT=300 CAP=320
 modprobe vsock_loopback
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 
@@ -121,5 +125,21 @@ quota() {
   kill "$held" 2>/dev/null || true
 }
 vmt_part "5. a guest's unprivileged connections have their own quota" quota
+
+reserve() {
+  wait_for 30 "the earlier parts' connections to close" sh -c "! grep -q ' open=[1-9]' /run/nfs-vsock-bridge/status"
+  HOLD_SECONDS=60 python3 "$HOLD" "unix:$SOCK" 305 > "$W/flood.out" &
+  local flood=$!
+  vmt_defer "kill $flood 2>/dev/null"
+  wait_for 120 "guest 9's 305 connections to be tried" grep -q '^opened' "$W/flood.out"
+  vmt_note "guest 9 floods: $(head -1 "$W/flood.out")"
+  assert_contains "$(cat "$W/flood.out")" "opened 305 first-answered 300 still-answered 300" "the flood stops at the reserve"
+  assert_contains "$(cat /var/log/nfs-vsock-bridge.log)" "its last 20 are kept for guests that have none, and guest 9 has 300" "the bridge says why"
+  HELD=$(timeout 120 python3 "$HOLD" vsock-priv:1:2049 2)
+  vmt_note "a newcomer, meanwhile: $HELD"
+  assert_contains "$HELD" "opened 2 first-answered 1 still-answered 1" "the newcomer's first connection, not a second"
+  kill "$flood" 2>/dev/null || true
+}
+vmt_part "6. a flooding guest leaves the reserve to guests without a connection" reserve
 vmt_parts_end
 vmt_step "ok"
