@@ -38,9 +38,9 @@ public struct NFSDController {
         public var versions: [NFSVersion]
         public var threads: Int
         public var guestBlock: String
-        /// Its max_connections, and the bridge cap it was derived from.
-        public var maxConnections: Int
+        /// The bridge's cap its max_connections was derived from.
         public var bridgeMaxConnections: Int
+        public var maxConnections: Int { NFSDSettings.guestMaxConnections(bridge: bridgeMaxConnections) }
     }
 
     public func start(_ settings: NFSDSettings) throws(NFSDError) -> Report {
@@ -211,7 +211,7 @@ public struct NFSDController {
         log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s, max_connections \(settings.guestMaxConnections) (the bridge's max-connections \(settings.bridgeMaxConnections) + \(NFSDSettings.closingMargin))")
         return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
                               threads: settings.threads, guestBlock: "\(settings.guestBlock)",
-                              maxConnections: settings.guestMaxConnections, bridgeMaxConnections: settings.bridgeMaxConnections)
+                              bridgeMaxConnections: settings.bridgeMaxConnections)
     }
 
     /// The grace period of the guests' nfsd: what the administrator set,

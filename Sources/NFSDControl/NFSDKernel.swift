@@ -22,10 +22,13 @@ public struct NFSDKernel: Sendable {
         try FileSystem.writeMessage(text, to: file(name))
     }
 
-    /// Running threads (0 when the server is stopped or absent).
-    public var threads: Int {
-        Int(read("threads")?.trimmingCharacters(in: " \n") ?? "") ?? 0
+    /// A file holding one number (nil: absent or not a number).
+    public func integer(_ name: String) -> Int? {
+        read(name).flatMap { Int($0.trimmingCharacters(in: " \n")) }
     }
+
+    /// Running threads (0 when the server is stopped or absent).
+    public var threads: Int { integer("threads") ?? 0 }
 
     /// The listeners, one "<transport> <port>" per line.
     public var portlist: [String] {

@@ -129,7 +129,8 @@ public struct NFSDSettings: Sendable, Equatable {
     /// connection per guest connection, up to its max-connections; the
     /// margin covers connections the bridge has closed and nfsd has not
     /// yet reaped.
-    public var guestMaxConnections: Int { bridgeMaxConnections + Self.closingMargin }
+    public var guestMaxConnections: Int { Self.guestMaxConnections(bridge: bridgeMaxConnections) }
+    public static func guestMaxConnections(bridge: Int) -> Int { bridge + closingMargin }
     public static let closingMargin = 64
 
     /// Where the host's nfsd listens: the -H / host= addresses; with none

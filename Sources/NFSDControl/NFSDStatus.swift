@@ -39,14 +39,14 @@ public struct NFSDStatus: Sendable, Equatable {
         threads = kernel.threads
         versions = kernel.versions
         listeners = kernel.portlist
-        leaseTime = kernel.read("nfsv4leasetime").flatMap { Int($0.trimmingCharacters(in: " \n")) }
-        graceTime = kernel.read("nfsv4gracetime").flatMap { Int($0.trimmingCharacters(in: " \n")) }
+        leaseTime = kernel.integer("nfsv4leasetime")
+        graceTime = kernel.integer("nfsv4gracetime")
         let namespace = BridgeNamespace(paths: kernel.paths)
         let guestKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
         if namespace.exists || guestKernel.isMounted {
             guestNFSD = GuestNFSD(namespace: namespace.pin, threads: guestKernel.threads, versions: guestKernel.versions,
                                   listeners: guestKernel.portlist, guestBlock: (try? namespace.guestBlock()).map { "\($0)" },
-                                  maxConnections: guestKernel.read("max_connections").flatMap { Int($0.trimmingCharacters(in: " \n")) })
+                                  maxConnections: guestKernel.integer("max_connections"))
         }
     }
 

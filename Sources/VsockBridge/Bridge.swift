@@ -22,6 +22,8 @@ public final class Bridge: Sendable {
         var open = 0
         /// Of `open`, those from unprivileged vsock ports.
         var openUnprivileged = 0
+        /// The rest: privileged ports, and every hybrid-vsock connection.
+        var openPrivileged: Int { open - openUnprivileged }
         var accepted = 0
         var refused = 0
         /// Bytes of connections that have ended.
@@ -237,8 +239,8 @@ public final class Bridge: Sendable {
             if record.openUnprivileged >= limits.maxUnprivilegedPerGuest {
                 return "guest \(cid) has \(record.openUnprivileged) connections from unprivileged ports (limit \(limits.maxUnprivilegedPerGuest); its privileged ones are not affected)"
             }
-        } else if record.open - record.openUnprivileged >= limits.maxConnectionsPerGuest {
-            return "guest \(cid) has \(record.open - record.openUnprivileged) connections (limit \(limits.maxConnectionsPerGuest))"
+        } else if record.openPrivileged >= limits.maxConnectionsPerGuest {
+            return "guest \(cid) has \(record.openPrivileged) connections (limit \(limits.maxConnectionsPerGuest))"
         }
         return nil
     }

@@ -103,19 +103,25 @@ public enum BridgeListeners {
     /// owned by `owner` (the VMM's uid), so that only the VMM (and root)
     /// can connect. Changing the owner takes root; a bridge that is not
     /// root can only create sockets for its own uid.
-    static func listenUnix(_ path: String, owner: UInt32) throws(SystemError) -> Int32 {
+    /// The address of the Unix socket at `path` (NUL-terminated in place).
+    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             throw SystemError("bind", path, errno: ENAMETOOLONG)
         }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+
+    static func listenUnix(_ path: String, owner: UInt32) throws(SystemError) -> Int32 {
+        var address = try unixAddress(path)
         let us = geteuid()
         guard us == 0 || owner == us else {
             throw SystemError("fchownat", "\(path) to the VMM's uid \(owner): the bridge runs as uid \(us), not root (start it as root, or as the VMM's user)", errno: EPERM)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket(AF_UNIX)", path, errno: errno) }

@@ -48,11 +48,7 @@ private enum ChildConnect: Int32 {
 /// the child makes system calls only: this process has other threads, and
 /// a child of a threaded process must not allocate.
 private func connectAsUser(_ uid: UInt32, to path: String) -> pid_t {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-    }
+    var address = try! BridgeListeners.unixAddress(path)
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     let pid = fork()
     guard pid == 0 else { return pid }

@@ -108,12 +108,23 @@ connections() {
 }
 vmt_part "3. 300 connections of one guest, none closed by nfsd" connections
 
+# hold_in_background OUT SECONDS LABEL COMMAND...: runs a conn-hold.py that
+# keeps its connections SECONDS after its report; returns once it reported
+# (HOLDER: its pid).
+hold_in_background() {
+  local out=$1 seconds=$2 label=$3
+  shift 3
+  HOLD_SECONDS=$seconds "$@" > "$out" &
+  HOLDER=$!
+  vmt_defer "kill $HOLDER 2>/dev/null"
+  wait_for 120 "$label to be tried" grep -q '^opened' "$out"
+  vmt_note "$label: $(head -1 "$out")"
+}
+
 quota() {
-  HOLD_SECONDS=30 as_nobody python3 "$HOLD" vsock:1:2049 12 > "$W/unprivileged.out" &
-  local held=$!
-  vmt_defer "kill $held 2>/dev/null"
-  wait_for 60 "nobody's 12 connections to be tried" grep -q '^opened' "$W/unprivileged.out"
-  vmt_note "nobody, unprivileged ports: $(head -1 "$W/unprivileged.out")"
+  hold_in_background "$W/unprivileged.out" 30 "nobody's 12 connections from unprivileged ports" \
+    as_nobody python3 "$HOLD" vsock:1:2049 12
+  local held=$HOLDER
   assert_contains "$(cat "$W/unprivileged.out")" "opened 12 first-answered 4 still-answered 4" "the unprivileged quota"
   local why="guest 1 has 4 connections from unprivileged ports (limit 4; its privileged ones are not affected)"
   assert_contains "$(cat /var/log/nfs-vsock-bridge.log)" "$why" "the bridge says why"
@@ -128,11 +139,8 @@ vmt_part "5. a guest's unprivileged connections have their own quota" quota
 
 reserve() {
   wait_for 30 "the earlier parts' connections to close" sh -c "! grep -q ' open=[1-9]' /run/nfs-vsock-bridge/status"
-  HOLD_SECONDS=60 python3 "$HOLD" "unix:$SOCK" 305 > "$W/flood.out" &
-  local flood=$!
-  vmt_defer "kill $flood 2>/dev/null"
-  wait_for 120 "guest 9's 305 connections to be tried" grep -q '^opened' "$W/flood.out"
-  vmt_note "guest 9 floods: $(head -1 "$W/flood.out")"
+  hold_in_background "$W/flood.out" 60 "guest 9's flood of 305 connections" python3 "$HOLD" "unix:$SOCK" 305
+  local flood=$HOLDER
   assert_contains "$(cat "$W/flood.out")" "opened 305 first-answered 300 still-answered 300" "the flood stops at the reserve"
   assert_contains "$(cat /var/log/nfs-vsock-bridge.log)" "its last 20 are kept for guests that have none, and guest 9 has 300" "the bridge says why"
   HELD=$(timeout 120 python3 "$HOLD" vsock-priv:1:2049 2)
