@@ -41,7 +41,7 @@ public struct BridgeCommand: ParsableCommand {
     @Option(name: .customLong("max-unprivileged-per-guest"), help: "Connections allowed per guest from unprivileged vsock ports, any guest process's (default 4); they never take the privileged ones' slots.")
     var maxUnprivilegedPerGuest: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Connections allowed in total (default 1024).")
+    @Option(name: .customLong("max-connections"), help: "Connections allowed in total (default 1024); the last sixteenth only for guests that have none. rpc.nfsd sizes the guests' nfsd from [vsock] max-connections, so set it there.")
     var maxConnections: Int?
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Close connections idle this long, in seconds; 0 never (default 900).", valueName: "seconds"))
