@@ -40,7 +40,18 @@ public struct NFSDController {
         public var guestBlock: String
         /// The bridge's cap its max_connections was derived from.
         public var bridgeMaxConnections: Int
-        public var maxConnections: Int { NFSDSettings.guestMaxConnections(bridge: bridgeMaxConnections) }
+        /// What was written to its max_connections; nil: the kernel has
+        /// no such file (newer kernels limit only connections that have
+        /// presented no file handle, to 64, and take no setting).
+        public var maxConnections: Int?
+
+        /// How rpc.nfsd reports the limit.
+        public var connectionLimit: String {
+            guard let maxConnections else {
+                return "no max_connections in this kernel (it closes only connections that have presented no file handle, past 64)"
+            }
+            return "max_connections \(maxConnections) (the bridge's max-connections \(bridgeMaxConnections) + \(NFSDSettings.closingMargin))"
+        }
     }
 
     public func start(_ settings: NFSDSettings) throws(NFSDError) -> Report {
@@ -175,14 +186,23 @@ public struct NFSDController {
         log("created network namespace \(BridgeNamespace.name) (\(namespace.pin)), guests from \(settings.guestBlock)")
         let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
         let listener = "127.0.0.1:\(settings.port)"
+        var maxConnections: Int?
         try namespace.withEntered(enterFailed: { NFSDError.bridgeNamespace($0) }) { () throws(NFSDError) in
             do throws(SystemError) {
                 try bridgeKernel.write("versions", NFSDProcText.bridgeVersions(minors))
                 if let lease = settings.leaseTime { try bridgeKernel.write("nfsv4leasetime", NFSDProcText.number(lease)) }
                 try bridgeKernel.write("nfsv4gracetime", NFSDProcText.number(Self.bridgeGraceTime(settings)))
-                // Before the threads: each nfsd thread takes the limit
-                // from here as it loops.
+            } catch {
+                throw .system(error)
+            }
+            // Before the threads: each nfsd thread takes the limit from
+            // here as it loops. Kernels that count only connections that
+            // presented no file handle dropped the file (and the setting).
+            do throws(SystemError) {
                 try bridgeKernel.write("max_connections", NFSDProcText.number(settings.guestMaxConnections))
+                maxConnections = settings.guestMaxConnections
+            } catch where error.errno == ENOENT {
+                maxConnections = nil
             } catch {
                 throw .system(error)
             }
@@ -208,10 +228,11 @@ public struct NFSDController {
                 throw .system(error)
             }
         }
-        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s, max_connections \(settings.guestMaxConnections) (the bridge's max-connections \(settings.bridgeMaxConnections) + \(NFSDSettings.closingMargin))")
-        return BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
-                              threads: settings.threads, guestBlock: "\(settings.guestBlock)",
-                              bridgeMaxConnections: settings.bridgeMaxConnections)
+        let instance = BridgeInstance(namespace: namespace.pin, listener: listener, versions: minors,
+                                      threads: settings.threads, guestBlock: "\(settings.guestBlock)",
+                                      bridgeMaxConnections: settings.bridgeMaxConnections, maxConnections: maxConnections)
+        log("nfsd for vsock guests: \(settings.threads) threads, tcp \(listener) in namespace \(BridgeNamespace.name), NFSv\(minors.map(\.rawValue).joined(separator: ", ")), grace \(Self.bridgeGraceTime(settings)) s, \(instance.connectionLimit)")
+        return instance
     }
 
     /// The grace period of the guests' nfsd: what the administrator set,

@@ -123,9 +123,12 @@ public struct NFSDSettings: Sendable, Equatable {
     }
 
     /// Connections the guests' nfsd closes none below (its
-    /// max_connections). Left at 0 the kernel allows (threads + 3) x 20
-    /// and, past that, closes its oldest connection for each new one: 220
-    /// guests' connections with 8 threads. The bridge opens one nfsd
+    /// max_connections). Left at 0, Linux 6.1 (and 6.12 before its 2025
+    /// stable updates) allows (threads + 3) x 20 and, past that, closes
+    /// its oldest connection for each new one: 220 guests' connections
+    /// with 8 threads. Later kernels count only connections that have
+    /// presented no file handle yet (64 by default), and the newest have
+    /// no max_connections at all. The bridge opens one nfsd
     /// connection per guest connection, up to its max-connections; the
     /// margin covers connections the bridge has closed and nfsd has not
     /// yet reaped.

@@ -18,8 +18,8 @@ public struct NFSDStatus: Sendable, Equatable {
         public var listeners: [String]
         /// The recorded guest block (nil: missing or unreadable record).
         public var guestBlock: String?
-        /// Its max_connections (0: the kernel's (threads + 3) x 20; nil:
-        /// unreadable).
+        /// Its max_connections (0: the kernel's default; nil: the kernel
+        /// has no such file, or it is unreadable).
         public var maxConnections: Int?
 
         public init(namespace: String, threads: Int, versions: String, listeners: [String], guestBlock: String?, maxConnections: Int? = nil) {
@@ -119,7 +119,7 @@ public struct NFSDStatus: Sendable, Equatable {
             + "versions \(guest.versions.isEmpty ? "-" : guest.versions), "
             + "listeners \(guest.listeners.isEmpty ? "none" : guest.listeners.joined(separator: ", ")), "
             + "guests from \(guest.guestBlock ?? "? (no block recorded)"), "
-            + "max_connections \(guest.maxConnections.map { $0 == 0 ? "0 (the kernel's (threads + 3) x 20)" : String($0) } ?? "?")\n"
+            + "max_connections \(guest.maxConnections.map { $0 == 0 ? "0 (the kernel's default)" : String($0) } ?? "none (not in this kernel)")\n"
     }
 
     public var json: String {

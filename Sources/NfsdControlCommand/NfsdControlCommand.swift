@@ -159,7 +159,7 @@ public struct NfsdControlCommand: ParsableCommand {
                 let ports = report.vsockForBridge.map(String.init).joined(separator: ", ")
                 let target = instance.listener
                 let versions = instance.versions.map(\.rawValue).joined(separator: " and ")
-                let through = "through its own nfsd (tcp \(target) in network namespace \(BridgeNamespace.name), NFSv\(versions); NFSv4.0 is off for guests: its callbacks would have nfsd connect out from this host; max_connections \(instance.maxConnections) (the bridge's max-connections \(instance.bridgeMaxConnections) + \(NFSDSettings.closingMargin)))"
+                let through = "through its own nfsd (tcp \(target) in network namespace \(BridgeNamespace.name), NFSv\(versions); NFSv4.0 is off for guests: its callbacks would have nfsd connect out from this host; \(instance.connectionLimit))"
                 do {
                     try bridge.markWanted(ports: report.vsockForBridge, target: target)
                 } catch {

@@ -4,15 +4,19 @@
 #   1. rpc.nfsd gives the guests' nfsd a max_connections above the bridge's
 #      cap ([vsock] max-connections + 64) and says so; nfsd-control status
 #      shows it. Left at 0, nfsd closes its oldest connection for each one
-#      past (threads + 3) x 20: 220 with 8 threads;
+#      past (threads + 3) x 20 on Linux 6.1 (220 with 8 threads), and past
+#      64 that have presented no file handle on kernels with the 2025
+#      change (6.12.y's later releases);
 #   2. the bridge raised its open-files limit to fit its caps (two
 #      descriptors per connection); a bridge whose limit cannot be raised
 #      (hard limit 200, no CAP_SYS_RESOURCE) refuses to start and says why;
 #   3. 300 connections of one guest (a hybrid vsock socket, CID 9) are each
 #      answered, and all of them still are once the 300th is open: nfsd
 #      closed none. Control: with max_connections back at the kernel's
-#      default, the same run loses its oldest connections, and the kernel
-#      says "too many open connections";
+#      default, the same run loses its oldest connections: down to 220 and
+#      the kernel says "too many open connections" (6.1), or down to 64
+#      silently (kernels that count only connections without a file
+#      handle; these NULL-only connections never present one);
 #   4. what those connections cost the bridge: resident memory and threads
 #      while all 300 are open, against the bridge idle (goal of issue 14:
 #      1,000 connections in 64 MiB);
@@ -47,13 +51,20 @@ wait_for 10 "the bridge to forward" grep -q "forwarding vsock" /var/log/nfs-vsoc
 bridge_pid=$(vmt_bridge_pid)
 
 limits() {
-  assert_contains "$VMT_OUT" "max_connections $((CAP + 64)) (the bridge's max-connections $CAP + 64)" "rpc.nfsd says what it set"
-  assert_eq "$((CAP + 64))" "$(cat /run/nfs-vsock/nfsd/max_connections)" "the guests' nfsd's max_connections"
-  assert_eq 0 "$(cat /proc/fs/nfsd/max_connections)" "the host's nfsd is left as it was"
-  vmt_capture "$NFSD" status
-  assert_contains "$VMT_OUT" "max_connections $((CAP + 64))" "nfsd-control status"
-  vmt_capture "$NFSD" status --json
-  assert_contains "$VMT_OUT" "\"maxConnections\": $((CAP + 64))" "nfsd-control status --json"
+  if [ ! -e /run/nfs-vsock/nfsd/max_connections ]; then
+    vmt_note "this kernel has no max_connections (it limits only connections without a file handle, to 64)"
+    assert_contains "$VMT_OUT" "no max_connections in this kernel" "rpc.nfsd says it set none"
+    vmt_capture "$NFSD" status
+    assert_contains "$VMT_OUT" "max_connections none (not in this kernel)" "nfsd-control status"
+  else
+    assert_contains "$VMT_OUT" "max_connections $((CAP + 64)) (the bridge's max-connections $CAP + 64)" "rpc.nfsd says what it set"
+    assert_eq "$((CAP + 64))" "$(cat /run/nfs-vsock/nfsd/max_connections)" "the guests' nfsd's max_connections"
+    assert_eq 0 "$(cat /proc/fs/nfsd/max_connections)" "the host's nfsd is left as it was"
+    vmt_capture "$NFSD" status
+    assert_contains "$VMT_OUT" "max_connections $((CAP + 64))" "nfsd-control status"
+    vmt_capture "$NFSD" status --json
+    assert_contains "$VMT_OUT" "\"maxConnections\": $((CAP + 64))" "nfsd-control status --json"
+  fi
 
   local needed=$((2 * CAP + 2 + 64)) soft
   soft=$(awk '/^Max open files/ { print $4 }' "/proc/$bridge_pid/limits")
@@ -95,16 +106,24 @@ connections() {
   vmt_note "4. per connection: $per KiB resident (bridge $rss0 -> $rss1 KiB), threads $(echo "$idle" | awk '{ print $4 }') -> $threads1"
   [ "$per" -lt 64 ] || fail "each idle connection costs the bridge $per KiB (goal: 1,000 in 64 MiB)"
 
-  vmt_note "control: max_connections 0, the kernel's (8 + 3) x 20 = 220"
+  [ -e /run/nfs-vsock/nfsd/max_connections ] || return 0  # no control possible
+  vmt_note "control: max_connections 0, the kernel's default"
   echo 0 > /run/nfs-vsock/nfsd/max_connections
   wait_for 20 "the bridge to drop the first run's connections" \
     sh -c "! grep -q '^guest 9 ' /run/nfs-vsock-bridge/status || grep -q '^guest 9 .* open=0 ' /run/nfs-vsock-bridge/status"
   hold "max_connections 0"
+  echo "$((CAP + 64))" > /run/nfs-vsock/nfsd/max_connections  # before any assertion: part 6 needs it
   assert_contains "$HELD" "opened $COUNT first-answered $COUNT" "each connection was answered as it opened"
-  assert_not_contains "$HELD" "still-answered $COUNT" "the kernel's default limit lost connections"
   assert_contains "$HELD" "lost 0 " "the oldest connection went first"
-  assert_contains "$(dmesg)" "too many open connections" "the kernel said why"
-  echo "$((CAP + 64))" > /run/nfs-vsock/nfsd/max_connections
+  local kept
+  kept=$(echo "$HELD" | sed -n 's/.*still-answered \([0-9]*\).*/\1/p')
+  if dmesg | grep -q "too many open connections"; then
+    vmt_note "this kernel counts every connection: (8 + 3) x 20 = 220, and says so"
+    assert_eq 220 "$kept" "connections the kernel's default kept"
+  else
+    vmt_note "this kernel counts only connections that presented no file handle (NULL-only ones here), 64 by default, and logs nothing"
+    assert_eq 64 "$kept" "connections the kernel's default kept"
+  fi
 }
 vmt_part "3. 300 connections of one guest, none closed by nfsd" connections
 
