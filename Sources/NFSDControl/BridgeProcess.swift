@@ -26,6 +26,28 @@ public struct BridgeProcess: Sendable {
 
     public func clearWanted() { unlink(wantedFile) }
 
+    /// The ports the last markWanted recorded (nil: none recorded).
+    public var wantedPorts: [UInt32]? {
+        guard let bytes = try? FileSystem.readIfExists(wantedFile) else { return nil }
+        return Self.ports(inWanted: String(decoding: bytes, as: UTF8.self))
+    }
+
+    static func ports(inWanted text: String) -> [UInt32]? {
+        for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) where field.hasPrefix("ports=") {
+            let ports = field.dropFirst("ports=".count).split(separator: ",").compactMap { UInt32($0) }
+            return ports.isEmpty ? nil : ports
+        }
+        return nil
+    }
+
+    /// On a running server: the bridge this tool started still runs and
+    /// serves exactly `ports`, so it is left alone (its guests keep their
+    /// connections).
+    public func serves(_ ports: [UInt32]) -> pid_t? {
+        guard let pid = runningPID, let wanted = wantedPorts, wanted.sorted() == ports.sorted() else { return nil }
+        return pid
+    }
+
     /// The pid file checked against the running processes.
     public var recorded: BridgePIDFile.Verdict {
         guard let bytes = try? FileSystem.readIfExists(pidFile),

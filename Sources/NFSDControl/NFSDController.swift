@@ -27,7 +27,14 @@ public struct NFSDController {
         /// The nfsd instance in the bridge's network namespace, when the
         /// bridge serves vsock.
         public var bridgeInstance: BridgeInstance? = nil
+        /// The guests' nfsd was already running and was kept (not started
+        /// by this run).
+        public var bridgeInstanceKept = false
         public var alreadyRunning = false
+        /// On a running server: what this run changed, and what it left
+        /// as it was (each a short phrase for rpc.nfsd to print).
+        public var changed: [String] = []
+        public var left: [String] = []
     }
 
     /// The nfsd instance that serves bridged guests, alone in the
@@ -68,34 +75,14 @@ public struct NFSDController {
             return Report()
         }
 
-        var report = Report()
-        let wantedVersions = NFSDProcText.versions(settings)
-        if kernel.threads > 0 {
-            // Running: only the thread count may change. A version change
-            // is attempted so the kernel's EBUSY reaches the administrator.
-            report.alreadyRunning = true
-            if !Self.sameVersions(kernel.versions, wantedVersions) {
-                do {
-                    try kernel.write("versions", wantedVersions)
-                } catch {
-                    throw error.errno == EBUSY ? .versionsBusy(error) : .system(error)
-                }
-            }
-            log("nfsd is already running; setting \(settings.threads) threads")
-            try writeThreads(settings.threads)
-            report.threads = settings.threads
-            report.listeners = kernel.portlist
-            let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
-            if BridgeNamespace(paths: kernel.paths).exists && bridgeKernel.threads > 0 {
-                do {
-                    try bridgeKernel.write("threads", NFSDProcText.number(settings.threads))
-                } catch {
-                    throw .system(error)
-                }
-            }
-            return report
+        let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        let bridgeRunning = BridgeNamespace(paths: kernel.paths).exists && bridgeKernel.threads > 0
+        if kernel.threads > 0 || bridgeRunning {
+            return try reconfigure(settings, bridgeRunning: bridgeRunning)
         }
 
+        var report = Report()
+        let wantedVersions = NFSDProcText.versions(settings)
         // Not running: remember what we change, to put it back on failure.
         let saved = ["versions", "nfsv4leasetime", "nfsv4gracetime"].compactMap { name in
             kernel.read(name).map { (name, $0.trimmingCharacters(in: " \n")) }
@@ -116,27 +103,7 @@ public struct NFSDController {
             // vsock first: on a kernel without the transport nothing else
             // has been handed over yet when it is refused.
             for port in settings.vsockPorts {
-                let socket: ListenerSocket
-                do {
-                    socket = try ListenerSocket.vsock(port: port)
-                } catch {
-                    throw NFSDError.listener(error)
-                }
-                defer { socket.close() }
-                do {
-                    try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
-                } catch {
-                    if [EAFNOSUPPORT, EPROTONOSUPPORT, EINVAL].contains(error.errno) {
-                        guard settings.vsockBridge else { throw NFSDError.noVsockTransport(port: port, error) }
-                        log("the kernel has no AF_VSOCK transport (\(error.errnoName)): vsock port \(port) goes through nfs-vsock-bridge")
-                        report.vsockForBridge.append(port)
-                        continue
-                    }
-                    throw NFSDError.handOver(.vsock, socket.name, error)
-                }
-                report.vsockServedByKernel.append(port)
-                report.listeners.append(socket.name)
-                log("listening on vsock:*:\(port) (kernel transport)")
+                try handOverVsock(port: port, settings: settings, into: &report)
             }
             var transports: [ListenerSocket.Transport] = []
             if settings.tcp { transports.append(.tcp) }
@@ -165,6 +132,131 @@ public struct NFSDController {
             stopBridgeInstance()
             throw error
         }
+    }
+
+    /// rpc.nfsd on a running server (the host's nfsd, the guests' or
+    /// both), as nfs-utils' rpc.nfsd treats one: nothing is stopped or
+    /// restarted, so no client sees a new grace period. It adds the
+    /// listeners asked for that the server lacks (TCP, UDP, vsock on the
+    /// kernel path, or the guests' nfsd on the bridge path), sets the
+    /// thread count, and writes versions only when they are named (on the
+    /// command line or in nfs.conf); the kernel's EBUSY then reaches the
+    /// administrator. Listeners already there are left, and said so.
+    func reconfigure(_ settings: NFSDSettings, bridgeRunning: Bool) throws(NFSDError) -> Report {
+        var report = Report()
+        report.alreadyRunning = true
+        let hostThreads = kernel.threads
+        let current = kernel.versions
+        if settings.versions.isEmpty {
+            report.left.append("versions \(current) (none named)")
+        } else {
+            let wanted = NFSDProcText.versions(settings)
+            if Self.sameVersions(current, wanted) {
+                report.left.append("versions \(current)")
+            } else {
+                do {
+                    try kernel.write("versions", wanted)
+                } catch {
+                    throw error.errno == EBUSY ? .versionsBusy(error) : .system(error)
+                }
+                report.changed.append("versions \(current) -> \(kernel.versions)")
+            }
+        }
+        for (name, file, value) in [("lease time", "nfsv4leasetime", settings.leaseTime), ("grace time", "nfsv4gracetime", settings.graceTime)] {
+            guard let value, let now = kernel.integer(file), now != value else { continue }
+            report.left.append("\(name) \(now) s (a running server keeps it; to have \(value) s: rpc.nfsd 0, then start it again)")
+        }
+        // vsock: on the bridge path the guests' nfsd is kept when it runs
+        // (the bridge holds the vsock ports; rpc.nfsd decides about it).
+        if bridgeRunning {
+            if !settings.vsockPorts.isEmpty {
+                report.vsockForBridge = settings.vsockPorts
+                report.bridgeInstance = liveBridgeInstance(settings)
+                report.bridgeInstanceKept = true
+            }
+        } else {
+            for port in settings.vsockPorts {
+                if try handOverVsock(port: port, settings: settings, into: &report) {
+                    report.changed.append("listening on vsock:*:\(port) (kernel transport)")
+                }
+            }
+        }
+        var transports: [ListenerSocket.Transport] = []
+        if settings.tcp { transports.append(.tcp) }
+        if settings.udp { transports.append(.udp) }
+        var added: [String] = []
+        for host in settings.listenHosts {
+            for transport in transports {
+                do throws(NFSDError) {
+                    added += try handOver(host: host, port: settings.port, transport: transport)
+                } catch .listener(.system(_, let address, let error))
+                            where error.errno == EADDRINUSE && kernel.portlist.contains("\(transport.rawValue) \(settings.port)") {
+                    report.left.append("\(transport.rawValue) \(host == nil ? "*:\(settings.port)" : address) (nfsd already listens on \(transport.rawValue) port \(settings.port))")
+                }
+            }
+        }
+        report.changed += added.map { "listening on \($0)" }
+        if hostThreads > 0 {
+            if hostThreads != settings.threads {
+                try writeThreads(settings.threads)
+                report.changed.append("threads \(hostThreads) -> \(settings.threads)")
+            } else {
+                report.left.append("threads \(hostThreads)")
+            }
+            report.threads = settings.threads
+        } else if !added.isEmpty {
+            try writeThreads(settings.threads)
+            report.threads = settings.threads
+            report.changed.append("started \(settings.threads) threads")
+        }
+        report.listeners = kernel.portlist
+        let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        if bridgeRunning {
+            let threads = bridgeKernel.threads
+            if threads != settings.threads {
+                do {
+                    try bridgeKernel.write("threads", NFSDProcText.number(settings.threads))
+                } catch {
+                    throw .system(error)
+                }
+                report.changed.append("threads of the nfsd for vsock guests \(threads) -> \(settings.threads)")
+            }
+        } else if !report.vsockForBridge.isEmpty {
+            let instance = try startBridgeInstance(settings)
+            report.bridgeInstance = instance
+            report.bridgeListener = instance.listener
+            report.changed.append("started the nfsd for vsock guests (tcp \(instance.listener) in namespace \(BridgeNamespace.name))")
+        }
+        return report
+    }
+
+    /// The running guests' nfsd as rpc.nfsd reports it: its listener from
+    /// its portlist, its versions, threads, block and limit.
+    func liveBridgeInstance(_ settings: NFSDSettings) -> BridgeInstance {
+        let bridgeKernel = NFSDKernel(paths: kernel.paths.bridgeInstance)
+        let namespace = BridgeNamespace(paths: kernel.paths)
+        let port = bridgeKernel.portlist.lazy.compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            return fields.count == 2 && fields[0] == "tcp" ? String(fields[1]) : nil
+        }.first ?? String(settings.port)
+        let versions = NFSVersion.minorVersions.filter { bridgeKernel.versions.split(separator: " ").contains("+\($0.rawValue)") }
+        let block = (try? FileSystem.readIfExists(kernel.paths.bridgeGuestBlock)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: " \n") }
+        return BridgeInstance(namespace: namespace.pin, listener: "127.0.0.1:\(port)", versions: versions,
+                              threads: bridgeKernel.threads, guestBlock: block ?? "\(settings.guestBlock)",
+                              bridgeMaxConnections: settings.bridgeMaxConnections, maxConnections: bridgeKernel.integer("max_connections"))
+    }
+
+    /// `rpc.nfsd --vsock 0`: stops serving vsock and changes nothing else:
+    /// the guests' nfsd and its namespace go (stop the bridge first), the
+    /// host's nfsd and its IP clients stay. A vsock listener the kernel
+    /// serves itself cannot be taken from a running server. Returns
+    /// whether anything served vsock.
+    public func stopVsock() throws(NFSDError) -> Bool {
+        guard geteuid() == 0 else { throw .notRoot }
+        if let listener = kernel.portlist.first(where: { $0.hasPrefix("vsock") }) {
+            throw .vsockListenerStays(listener)
+        }
+        return stopBridgeInstance()
     }
 
     /// Starts the nfsd instance that serves bridged guests, in a new
@@ -260,6 +352,35 @@ public struct NFSDController {
         if bridgeKernel.isMounted && bridgeKernel.threads > 0 { try? bridgeKernel.write("threads", "0\n") }
         namespace.remove()
         log("stopped the nfsd for vsock guests and removed namespace \(BridgeNamespace.name)")
+        return true
+    }
+
+    /// Hands a vsock listener on `port` to the kernel; where the kernel
+    /// has no AF_VSOCK transport, leaves the port to the bridge (or fails
+    /// with --no-vsock-bridge). Returns true when the kernel serves it.
+    @discardableResult
+    private func handOverVsock(port: UInt32, settings: NFSDSettings, into report: inout Report) throws(NFSDError) -> Bool {
+        let socket: ListenerSocket
+        do {
+            socket = try ListenerSocket.vsock(port: port)
+        } catch {
+            throw NFSDError.listener(error)
+        }
+        defer { socket.close() }
+        do {
+            try kernel.write("portlist", NFSDProcText.portlist(fd: socket.fd))
+        } catch {
+            if [EAFNOSUPPORT, EPROTONOSUPPORT, EINVAL].contains(error.errno) {
+                guard settings.vsockBridge else { throw NFSDError.noVsockTransport(port: port, error) }
+                log("the kernel has no AF_VSOCK transport (\(error.errnoName)): vsock port \(port) goes through nfs-vsock-bridge")
+                report.vsockForBridge.append(port)
+                return false
+            }
+            throw NFSDError.handOver(.vsock, socket.name, error)
+        }
+        report.vsockServedByKernel.append(port)
+        report.listeners.append(socket.name)
+        log("listening on vsock:*:\(port) (kernel transport)")
         return true
     }
 

@@ -87,6 +87,8 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
     /// vsock is not served (fail closed).
     case bridgeNamespace(SystemError)
     case noBridgeVersions
+    /// --vsock 0 where the kernel serves vsock itself.
+    case vsockListenerStays(String)
 
     public var description: String {
         switch self {
@@ -112,6 +114,8 @@ public enum NFSDError: Error, Sendable, CustomStringConvertible {
             return "the kernel refused the \(transport.rawValue) listener \(name) (\(error))"
         case .bridgeNamespace(let error):
             return "cannot set up the vsock bridge's network namespace (\(error)); vsock is not served: without the namespace any host process could pass as a guest"
+        case .vsockListenerStays(let listener):
+            return "the kernel serves vsock itself (\(listener)), and a running server's listener cannot be taken away: stop the server (rpc.nfsd 0) and start it without --vsock"
         case .noBridgeVersions:
             return "vsock guests are served NFSv4.1 and 4.2 only (NFSv4.0 callbacks would have nfsd connect out from this host): enable 4.1 or 4.2"
         case .noVsockTransport(let port, let error):

@@ -50,7 +50,7 @@ public struct NfsdControlCommand: ParsableCommand {
     @Option(name: [.customShort("G"), .customLong("grace-time")], help: ArgumentHelp("NFSv4 grace time in seconds (10-3600).", valueName: "seconds"))
     var graceTime: Int?
 
-    @Option(name: .customLong("vsock"), help: ArgumentHelp("Serve NFS on this AF_VSOCK port, any CID (repeatable).", valueName: "port"))
+    @Option(name: .customLong("vsock"), help: ArgumentHelp("Serve NFS on this AF_VSOCK port, any CID (repeatable); 0 alone: stop serving vsock, leave IP service as it is.", valueName: "port"))
     var vsock: [UInt32] = []
 
     @Flag(name: .customLong("no-vsock-bridge"), help: "Where the kernel has no AF_VSOCK transport, fail instead of serving --vsock through nfs-vsock-bridge.")
@@ -122,10 +122,14 @@ public struct NfsdControlCommand: ParsableCommand {
         }
         if let leaseTime { settings.leaseTime = leaseTime }
         if let graceTime { settings.graceTime = graceTime }
-        for port in vsock where port == 0 || port == UInt32.max {
+        if vsock.contains(0) && vsock != [0] {
+            throw ValidationError("--vsock 0 stops vsock service and takes no other --vsock port")
+        }
+        for port in vsock where port == UInt32.max {
             throw ValidationError("bad vsock port \(port)")
         }
-        if !vsock.isEmpty { settings.vsockPorts = vsock }
+        // --vsock 0 is not a port: run() stops vsock service for it.
+        if !vsock.isEmpty && vsock != [0] { settings.vsockPorts = vsock }
         if noVsockBridge { settings.vsockBridge = false }
         settings.syslog = settings.syslog || syslog
         settings.debug = settings.debug || debug
@@ -139,6 +143,10 @@ public struct NfsdControlCommand: ParsableCommand {
         let controller = NFSDController(kernel: NFSDKernel(paths: paths), log: { logger.info($0) })
         let bridge = BridgeProcess(paths: paths)
         do {
+            if vsock == [0] {
+                try stopVsock(controller: controller, bridge: bridge, logger: logger)
+                return
+            }
             if settings.threads == 0 {
                 bridge.clearWanted()
                 if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
@@ -151,6 +159,10 @@ public struct NfsdControlCommand: ParsableCommand {
                 // Where the server can be reached, whether or not -d is given.
                 for listener in report.listeners { logger.always("rpc.nfsd: listening on \(listener)") }
                 if report.listeners.isEmpty { logger.always("rpc.nfsd: no IP listener: IP clients are not served") }
+            }
+            if report.alreadyRunning {
+                logger.always("rpc.nfsd: the server is running; " + (report.changed.isEmpty ? "nothing changed" : "changed: " + report.changed.joined(separator: "; ")))
+                if !report.left.isEmpty { logger.always("rpc.nfsd: left as it was: " + report.left.joined(separator: "; ")) }
             }
             for port in report.vsockServedByKernel {
                 logger.always("rpc.nfsd: vsock port \(port): served by the kernel")
@@ -167,7 +179,14 @@ public struct NfsdControlCommand: ParsableCommand {
                 }
                 if BridgeProcess.underSystemd(ProcessEnvironment.current) {
                     logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) \(through)")
+                } else if report.bridgeInstanceKept, let pid = bridge.serves(report.vsockForBridge) {
+                    logger.always("rpc.nfsd: vsock port \(ports): served by nfs-vsock-bridge (pid \(pid)) \(through); left running, its guests keep their connections")
                 } else {
+                    // A bridge serving other ports gives them up first.
+                    if report.alreadyRunning, let old = bridge.wantedPorts, bridge.stop() {
+                        logger.always("rpc.nfsd: stopped nfs-vsock-bridge, which served vsock port \(old.map(String.init).joined(separator: ", ")) (its guests reconnect)")
+                        try? bridge.markWanted(ports: report.vsockForBridge, target: target)
+                    }
                     if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
                     do {
                         let user = NFSConf.load(paths: paths).value("vsock", "user")?.text ?? "nfs-vsock-bridge"
@@ -177,9 +196,15 @@ public struct NfsdControlCommand: ParsableCommand {
                         let started = try bridge.start(ports: report.vsockForBridge, target: target)
                         logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(started.pid), user \(user)) \(through); its log: \(started.log)")
                     } catch {
-                        try? controller.stop()
                         bridge.clearWanted()
-                        logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); the server was stopped")
+                        if report.alreadyRunning {
+                            // IP clients keep their server.
+                            if !report.bridgeInstanceKept { controller.stopBridgeInstance() }
+                            logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); vsock is not served, IP service is left as it was")
+                        } else {
+                            try? controller.stop()
+                            logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); the server was stopped")
+                        }
                         throw ExitCode.failure
                     }
                 }
@@ -189,6 +214,27 @@ public struct NfsdControlCommand: ParsableCommand {
         } catch {
             logger.error("rpc.nfsd: \(error)")
             throw ExitCode.failure
+        }
+    }
+
+    /// `rpc.nfsd --vsock 0`: the bridge, then the guests' nfsd and its
+    /// namespace, go; the host's nfsd and its IP clients stay.
+    func stopVsock(controller: NFSDController, bridge: BridgeProcess, logger: Logger) throws {
+        bridge.clearWanted()
+        if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
+        let pid = bridge.runningPID
+        let stoppedBridge = bridge.stop()
+        let stoppedInstance = try controller.stopVsock()
+        var stopped: [String] = []
+        if stoppedBridge, let pid { stopped.append("nfs-vsock-bridge (pid \(pid))") }
+        if stoppedInstance { stopped.append("the nfsd for vsock guests and network namespace \(BridgeNamespace.name)") }
+        let kernel = controller.kernel
+        let remaining = kernel.threads > 0
+            ? "IP service is left as it was (\(kernel.threads) threads; \(kernel.portlist.joined(separator: ", ")))"
+            : "no IP service was running"
+        logger.always("rpc.nfsd: " + (stopped.isEmpty ? "vsock was not served; nothing changed; " : "vsock is no longer served: stopped \(stopped.joined(separator: " and ")); ") + remaining)
+        if BridgeProcess.underSystemd(ProcessEnvironment.current) {
+            logger.always("rpc.nfsd: nfs-vsock-bridge.socket still holds its vsock ports: systemctl stop nfs-vsock-bridge.socket")
         }
     }
 

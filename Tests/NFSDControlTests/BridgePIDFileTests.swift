@@ -74,4 +74,37 @@ struct BridgePIDFileTests {
         #expect(bridge.recorded == .notRunning, "a pid-only file whose process is gone")
         #expect(bridge.stop() == false, "stop signals nothing it cannot verify")
     }
+
+    @Test("a running server keeps the bridge only while it serves exactly the ports asked for")
+    func keptBridge() throws {
+        var template = Array("/tmp/nfs-vsock-wanted-XXXXXX".utf8CString)
+        let root = try #require(template.withUnsafeMutableBufferPointer { buffer in
+            // SAFETY: mkdtemp writes into the NUL-terminated template in place.
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        })
+        defer { _ = system("rm -rf '\(root)'") }
+        mkdir(root + "/run", 0o755)
+        let bridge = BridgeProcess(paths: SystemPaths(root: root))
+        #expect(bridge.wantedPorts == nil)
+        try bridge.markWanted(ports: [2049, 3049], target: "127.0.0.1:2049")
+        #expect(bridge.wantedPorts == [2049, 3049], "what markWanted wrote reads back")
+        #expect(bridge.serves([3049, 2049]) == nil, "no bridge runs")
+        let me = getpid()
+        let start = try #require(ProcessIdentity.startTime(of: me))
+        try FileSystem.replaceIfChanged(bridge.pidFile, with: Array(BridgePIDFile(pid: me, processStart: start).text.utf8))
+        #expect(bridge.serves([3049, 2049]) == me, "the same ports in another order")
+        #expect(bridge.serves([2049]) == nil, "fewer ports: the bridge must be restarted")
+        #expect(bridge.serves([2049, 3049, 4049]) == nil, "more ports")
+        #expect(BridgeProcess.ports(inWanted: "ports= target=x\n") == nil)
+        #expect(BridgeProcess.ports(inWanted: "target=x\n") == nil)
+    }
+
+    @Test("rpc.nfsd says the limit it set, or that the kernel takes none")
+    func connectionLimit() {
+        var instance = NFSDController.BridgeInstance(namespace: "/run/netns/nfs-vsock", listener: "127.0.0.1:2049", versions: [.v4_1, .v4_2],
+                                                     threads: 8, guestBlock: "127.128.0.0/9", bridgeMaxConnections: 320, maxConnections: 384)
+        #expect(instance.connectionLimit == "max_connections 384 (the bridge's max-connections 320 + 64)")
+        instance.maxConnections = nil
+        #expect(instance.connectionLimit.hasPrefix("no max_connections in this kernel"))
+    }
 }

@@ -63,7 +63,7 @@ struct NFSDSettingsTests {
         (["-V", "5"], "", "bad NFS version \"5\" for -V"),
         (["-N", "2"], "", "bad NFS version \"2\" for -N"),
         (["-L", "5"], "", "--lease-time must be from 10 to 3600"),
-        (["--vsock", "0"], "", "bad vsock port 0"),
+        (["--vsock", "0", "--vsock", "2049"], "", "--vsock 0 stops vsock service and takes no other --vsock port"),
         (["9000"], "", "nthreads must be from 0 to 8192"),
         ([], "[nfsd]\nthreads = lots\n", "/etc/nfs.conf:2: [nfsd] threads: expected a number"),
         ([], "[nfsd]\nvers4.1 = maybe\n", "/etc/nfs.conf:2: [nfsd] vers4.1: expected y or n"),
