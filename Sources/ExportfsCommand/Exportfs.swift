@@ -175,20 +175,33 @@ public struct Exportfs {
             let lock = try store.lock()
             defer { lock.unlock() }
             var table = ExportTable()
-            if !(request.unexport && request.all) && !request.reexport {
+            var exported: [ExportEntry] = []
+            if request.reexport && !request.unexport {
+                // -r: the table is what the files configure, nothing else;
+                // taken whole rather than rebuilt entry by entry (at 10,000
+                // exports each copy is about 10 MB).
+                table = configured
+                configured = ExportTable()
+                if verbose { for entry in table.orderedEntries { output.out("exporting \(entry.displayName)\n") } }
+            } else if !(request.unexport && request.all) {
                 let current = try store.read()
                 diagnostics += current.diagnostics
                 table = ExportTable(current.entries, diagnostics: &diagnostics)
             }
-            var exported: [ExportEntry] = []
-            if !request.unexport {
-                let fresh = request.all ? configured.entries : commandLine
-                for entry in fresh {
-                    if verbose { output.out("exporting \(entry.displayName)\n") }
-                    table.upsert(entry)
-                    exported.append(entry)
+            if !request.unexport && !request.reexport {
+                if request.all {
+                    for entry in configured.orderedEntries {
+                        if verbose { output.out("exporting \(entry.displayName)\n") }
+                        table.upsert(entry)
+                    }
+                } else {
+                    for entry in commandLine {
+                        if verbose { output.out("exporting \(entry.displayName)\n") }
+                        table.upsert(entry)
+                    }
+                    exported = commandLine
                 }
-            } else if !request.all {
+            } else if request.unexport && !request.all {
                 for target in targets {
                     let name = loader.resolve([ExportEntry(path: target.path, client: target.client, clientName: target.clientName,
                                                            options: ExportOptions(), location: .commandLine())],
@@ -204,7 +217,10 @@ public struct Exportfs {
             }
             // Trial-export what is being exported: a path the kernel cannot
             // export is left out rather than half-exported.
-            let (refused, unreachable) = validate(exported, kernel: kernel, diagnostics: &diagnostics)
+            let (refused, unreachable) = request.unexport ? ([], false)
+                : request.reexport ? validate(table.orderedEntries, kernel: kernel, diagnostics: &diagnostics)
+                : request.all ? validate(configured.orderedEntries, kernel: kernel, diagnostics: &diagnostics)
+                : validate(exported, kernel: kernel, diagnostics: &diagnostics)
             if unreachable { status = 1 }
             for entry in refused {
                 table.remove(clientName: entry.clientName, path: entry.path)
@@ -224,10 +240,11 @@ public struct Exportfs {
     /// exportfs's checks of a path before exporting it. Returns the entries
     /// the kernel refuses, and whether a path is missing or not a directory
     /// or file (exported all the same, as nfs-utils does, but the run fails).
-    func validate(_ entries: [ExportEntry], kernel: KernelExports, diagnostics: inout [Diagnostic]) -> (refused: [ExportEntry], unreachable: Bool) {
+    func validate<Entries: Sequence<ExportEntry>>(_ entries: Entries, kernel: KernelExports, diagnostics: inout [Diagnostic]) -> (refused: [ExportEntry], unreachable: Bool) {
         var refused: [ExportEntry] = []
         var unreachable = false
-        let canProbe = !entries.isEmpty && kernel.canProbe()
+        var iterator = entries.makeIterator()
+        let canProbe = iterator.next() != nil && kernel.canProbe()
         var probed: [String: KernelExports.ProbeResult] = [:]
         // One stat(2) per path, however many clients it has.
         var stated: [String: (info: stat, errno: Int32)] = [:]

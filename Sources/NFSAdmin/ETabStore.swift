@@ -26,7 +26,6 @@ public struct ETabStore: Sendable {
     /// Writes the table; returns whether the file changed.
     @discardableResult
     public func write(_ table: ExportTable) throws(SystemError) -> Bool {
-        let text = ETabFormat.text(table.entries, features: features)
-        return try FileSystem.replaceIfChanged(paths.etab, with: Array(text.utf8))
+        try FileSystem.replaceIfChanged(paths.etab, with: ETabFormat.bytes(table.orderedEntries, features: features))
     }
 }

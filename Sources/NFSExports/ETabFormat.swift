@@ -79,8 +79,15 @@ public enum ETabFormat {
 
     /// The whole etab text for a table.
     public static func text(_ entries: [ExportEntry], features: ExportFeatures) -> String {
-        var out = ""
-        for entry in entries { out += line(entry, features: features) }
+        String(decoding: bytes(entries, features: features), as: UTF8.self)
+    }
+
+    /// The whole etab as the bytes written to the file, built once: no
+    /// String grown by doubling and copied again into bytes.
+    public static func bytes<Entries: Sequence<ExportEntry>>(_ entries: Entries, features: ExportFeatures) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(entries.underestimatedCount * 96)
+        for entry in entries { out.append(contentsOf: line(entry, features: features).utf8) }
         return out
     }
 }

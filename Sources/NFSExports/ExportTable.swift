@@ -15,6 +15,10 @@ public struct ExportTable: Sendable {
     /// Every entry, in etab order.
     public var entries: [ExportEntry] { buckets.flatMap { $0 } }
 
+    /// Every entry, in etab order, without copying them into one array
+    /// (10,000 exports with three clients each are about 10 MB of entries).
+    public var orderedEntries: FlattenSequence<[[ExportEntry]]> { buckets.joined() }
+
     public var count: Int { index.count }
 
     /// Builds the table from entries in read order. The first entry for a
