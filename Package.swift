@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "BridgeCommand",
             dependencies: [
-                "VsockBridge", "NFSAdmin", "NFSExports", "CSystemd",
+                "VsockBridge", "NFSAdmin", "NFSExports", "CSystemd", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinux
 import CSystemd
 import NFSAdmin
 import NFSExports
@@ -121,7 +122,7 @@ public struct BridgeCommand: ParsableCommand {
         // inherits the mask), so the status file can be removed on the way out.
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
-        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&stopSignals, number) }
+        for number in [SIGTERM, SIGINT, SIGHUP, GuestRelease.signal] { sigaddset(&stopSignals, number) }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         var listeners: [Bridge.Listener]
         do {
@@ -178,8 +179,20 @@ public struct BridgeCommand: ParsableCommand {
         _ = sd_notify(0, "READY=1\nSTATUS=forwarding \(names.joined(separator: ", "))")
         // The accept loops, forwarders and the status publisher run on
         // their own threads; this one waits for a signal to stop.
+        // A release (nfsd-control release-guest) carries a guest's CID.
         var received: Int32 = 0
-        while sigwait(&stopSignals, &received) != 0 {}
+        while true {
+            var info = siginfo_t()
+            received = sigwaitinfo(&stopSignals, &info)
+            if received < 0 { continue }
+            guard received == GuestRelease.signal else { break }
+            guard nfsvsock_siginfo_queued(&info) != 0, nfsvsock_siginfo_uid(&info) == 0 else {
+                log.warning("ignored a release request from uid \(nfsvsock_siginfo_uid(&info)): only root may release a guest")
+                continue
+            }
+            let cid = VsockCID(UInt32(bitPattern: nfsvsock_siginfo_int(&info)))
+            log.notice("guest \(cid) released: closing its \(bridge.closeConnections(of: cid)) connection(s)")
+        }
         publisher?.stop()
         log.notice("stopping on signal \(received)")
         Glibc.exit(0)

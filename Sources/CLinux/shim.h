@@ -28,3 +28,17 @@ static inline int nfsvsock_ioctl_ifreq(int fd, unsigned long request, struct ifr
 static inline int nfsvsock_prctl(int option, unsigned long argument) {
     return prctl(option, argument, 0UL, 0UL, 0UL);
 }
+
+/* A guest's release (nfsd-control release-guest): a real-time signal queued
+   to the bridge with the guest's CID as its value. SIGRTMIN is a function
+   call in glibc, and siginfo_t's fields sit in unions Swift names poorly. */
+#include <signal.h>
+static inline int nfsvsock_release_signal(void) { return SIGRTMIN + 1; }
+static inline int nfsvsock_sigqueue_int(int pid, int signo, int value) {
+    union sigval v;
+    v.sival_int = value;
+    return sigqueue(pid, signo, v);
+}
+static inline int nfsvsock_siginfo_int(const siginfo_t *info) { return info->si_value.sival_int; }
+static inline unsigned int nfsvsock_siginfo_uid(const siginfo_t *info) { return info->si_uid; }
+static inline int nfsvsock_siginfo_queued(const siginfo_t *info) { return info->si_code == SI_QUEUE; }

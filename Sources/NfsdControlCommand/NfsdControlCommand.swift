@@ -76,6 +76,8 @@ public struct NfsdControlCommand: ParsableCommand {
         }
         if arguments.first == "status" {
             Status.main(Array(arguments.dropFirst()))
+        } else if arguments.first == "release-guest" {
+            ReleaseGuest.main(Array(arguments.dropFirst()))
         } else {
             main(arguments)
         }
@@ -235,6 +237,53 @@ public struct NfsdControlCommand: ParsableCommand {
         logger.always("rpc.nfsd: " + (stopped.isEmpty ? "vsock was not served; nothing changed; " : "vsock is no longer served: stopped \(stopped.joined(separator: " and ")); ") + remaining)
         if BridgeProcess.underSystemd(ProcessEnvironment.current) {
             logger.always("rpc.nfsd: nfs-vsock-bridge.socket still holds its vsock ports: systemctl stop nfs-vsock-bridge.socket")
+        }
+    }
+
+    /// `nfsd-control release-guest CID [--json]`: the management layer's
+    /// call when a VM goes away (see GuestRelease).
+    public struct ReleaseGuest: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "nfsd-control release-guest",
+            abstract: "Release what a departed guest left on the bridge path: its bridge connections, its NFSv4 state (opens, locks, delegations) and NLM locks.",
+            discussion: """
+                Run it when a VM is destroyed or migrated away, before its CID is given to another VM (libvirt's qemu hook: see nfsd-control(8) and /usr/share/doc/nfs-vsock/examples/qemu-hook). Another client can then take the guest's locks at once, the exported filesystems hold nothing of it, and a new VM with the same CID starts clean. Exit status 1 if a step failed.
+                """)
+
+        @Argument(help: "The guest's CID (3 and up).")
+        var cid: UInt32
+
+        @Flag(help: "Print JSON for management tools.")
+        var json = false
+
+        public init() {}
+
+        public func validate() throws {
+            guard cid >= 3, cid < UInt32.max else {
+                throw ValidationError("CID \(cid) is not a guest's (guests have CIDs 3 and up)")
+            }
+        }
+
+        public func run() throws {
+            guard geteuid() == 0 else {
+                Console.err("nfsd-control release-guest: must be run as root (it signals the bridge and writes the guests' nfsd's files)\n")
+                throw ExitCode.failure
+            }
+            let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
+            let report: GuestRelease.Report
+            do {
+                report = try GuestRelease(paths: paths).release(cid: cid)
+            } catch {
+                if json {
+                    Console.out("{\"cid\": \(cid), \"released\": false, \"reason\": \(JSONText.quote(error.description))}\n")
+                } else {
+                    Console.err("nfsd-control release-guest: \(error)\n")
+                }
+                // Nothing of the guest can be here: not a failure.
+                return
+            }
+            Console.out(json ? report.json : "nfsd-control: released \(report.text)\n")
+            if !report.problems.isEmpty { throw ExitCode.failure }
         }
     }
 

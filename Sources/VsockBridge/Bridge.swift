@@ -30,6 +30,10 @@ public final class Bridge: Sendable {
         var endedFromGuest: UInt64 = 0
         var endedToGuest: UInt64 = 0
         var meters: [ObjectIdentifier: ConnectionMeter] = [:]
+        /// The guest side of each open connection (same keys as meters):
+        /// a release shuts them down. Removed before the descriptor is
+        /// closed, so a shutdown never reaches a reused descriptor.
+        var sockets: [ObjectIdentifier: Int32] = [:]
         /// Seconds since the epoch of the last connection change or byte
         /// seen; `seenBytes` tells the status snapshot when bytes moved.
         var lastActivity = 0
@@ -275,6 +279,7 @@ public final class Bridge: Sendable {
             if unprivileged { record.openUnprivileged += 1 }
             record.accepted += 1
             record.meters[ObjectIdentifier(meter)] = meter
+            record.sockets[ObjectIdentifier(meter)] = connection
             return nil
         }
         noteChange()
@@ -286,11 +291,12 @@ public final class Bridge: Sendable {
         let started = DetachedThread.start { [self] in
             serve(connection, from: source, privileged: privileged, peer: peer, meter: meter)
             release(cid, meter, unprivileged: unprivileged)
+            close(connection)
         }
         if !started {
             log.error("cannot start a thread for \(peer)")
-            close(connection)
             release(cid, meter, unprivileged: unprivileged)
+            close(connection)
         }
     }
 
@@ -314,14 +320,28 @@ public final class Bridge: Sendable {
             record.endedFromGuest &+= meter.bytesFromA
             record.endedToGuest &+= meter.bytesFromB
             record.meters[ObjectIdentifier(meter)] = nil
+            record.sockets[ObjectIdentifier(meter)] = nil
             record.lastActivity = now
             state.guests[cid] = record
         }
         noteChange()
     }
 
+    /// A guest that left (nfsd-control release-guest): every connection
+    /// of its CID is shut down; their forwarders see the end and close
+    /// both sides. Returns how many were open.
+    @discardableResult
+    public func closeConnections(of cid: VsockCID) -> Int {
+        state.withLock { state in
+            let sockets = state.guests[cid]?.sockets.values.map { $0 } ?? []
+            for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+            return sockets.count
+        }
+    }
+
+    /// Forwards one admitted connection; the caller closes `connection`
+    /// once it is no longer listed (release).
     private func serve(_ connection: Int32, from source: IPAddress, privileged: Bool, peer: String, meter: ConnectionMeter) {
-        defer { close(connection) }
         let outbound: Int32
         do {
             outbound = try LoopbackConnector.connect(from: source, privileged: privileged,
