@@ -70,6 +70,7 @@ let package = Package(
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
+        .testTarget(name: "MountdTests", dependencies: ["Mountd", "MountdCore", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin"]),
         // The MOUNT protocol (program 100005, v1 and v3) that mountd serves,
         // over Debian's libtirpc; CMountGlue holds the few lines that must be C
