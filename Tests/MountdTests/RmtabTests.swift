@@ -3,6 +3,10 @@ import NFSAdmin
 import Testing
 @testable import Mountd
 
+private func pairs(_ store: RmtabStore) -> [String] {
+    store.entries().map { "\($0.host) \($0.directory)" }
+}
+
 @Suite("rmtab: host:path:0x<count>, as nfs-utils keeps it")
 struct RmtabTests {
     @Test("a mount is recorded, a second one of the same pair counted, in nfs-utils' format")
@@ -14,9 +18,8 @@ struct RmtabTests {
         store.add(host: "192.168.1.5", path: "/srv/a")
         store.add(host: "192.168.1.5", path: "/srv/a")
         store.add(host: "client.example", path: "/srv/b")
-        let text = try FileSystem.readIfExists(root.paths.rmtab).map { String(decoding: $0, as: UTF8.self) }
-        #expect(text == "192.168.1.5:/srv/a:0x00000002\nclient.example:/srv/b:0x00000001\n")
-        #expect(store.entries().map { "\($0.host) \($0.directory)" } == ["192.168.1.5 /srv/a", "client.example /srv/b"])
+        #expect(try root.text("/var/lib/nfs/rmtab") == "192.168.1.5:/srv/a:0x00000002\nclient.example:/srv/b:0x00000001\n")
+        #expect(pairs(store) == ["192.168.1.5 /srv/a", "client.example /srv/b"])
     }
 
     @Test("an IPv6 host and a path with colons read back whole")
@@ -24,11 +27,10 @@ struct RmtabTests {
         let root = try TestRoot()
         try root.write("/var/lib/nfs/rmtab", "2001:db8::1:/srv/a:b:0x0000000a\n")
         let store = RmtabStore(path: root.paths.rmtab)
-        #expect(store.entries().map { "\($0.host) \($0.directory)" } == ["2001:db8::1 /srv/a:b"])
+        #expect(pairs(store) == ["2001:db8::1 /srv/a:b"])
         // The count survives a rewrite.
         store.add(host: "10.0.0.1", path: "/x")
-        let text = try FileSystem.readIfExists(root.paths.rmtab).map { String(decoding: $0, as: UTF8.self) }
-        #expect(text == "2001:db8::1:/srv/a:b:0x0000000a\n10.0.0.1:/x:0x00000001\n")
+        #expect(try root.text("/var/lib/nfs/rmtab") == "2001:db8::1:/srv/a:b:0x0000000a\n10.0.0.1:/x:0x00000001\n")
     }
 
     @Test("unmount removes the pair; unmount-all every path of the host")
@@ -42,9 +44,9 @@ struct RmtabTests {
             """)
         let store = RmtabStore(path: root.paths.rmtab)
         store.remove(host: "h1", path: "/a")
-        #expect(store.entries().map { "\($0.host) \($0.directory)" } == ["h1 /b", "h2 /a"])
+        #expect(pairs(store) == ["h1 /b", "h2 /a"])
         store.remove(host: "h1", path: nil)
-        #expect(store.entries().map { "\($0.host) \($0.directory)" } == ["h2 /a"])
+        #expect(pairs(store) == ["h2 /a"])
         store.remove(host: "nobody", path: nil)
         #expect(store.entries().count == 1)
     }
@@ -54,10 +56,9 @@ struct RmtabTests {
         let root = try TestRoot()
         try root.write("/var/lib/nfs/rmtab", "garbage\nh:/p:0xzz\nno-path:0x00000001\n\nh2:/q:0x00000002\n")
         let store = RmtabStore(path: root.paths.rmtab)
-        #expect(store.entries().map { "\($0.host) \($0.directory)" } == ["h /p", "h2 /q"])
+        #expect(pairs(store) == ["h /p", "h2 /q"])
         store.add(host: "h", path: "/p")
-        let text = try FileSystem.readIfExists(root.paths.rmtab).map { String(decoding: $0, as: UTF8.self) }
-        #expect(text == "h:/p:0x00000002\nh2:/q:0x00000002\n")
+        #expect(try root.text("/var/lib/nfs/rmtab") == "h:/p:0x00000002\nh2:/q:0x00000002\n")
     }
 }
 

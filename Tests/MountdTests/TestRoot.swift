@@ -2,6 +2,7 @@ import Glibc
 import NFSAdmin
 import NFSExports
 import Testing
+import TestSupport
 
 /// A fresh directory that stands for "/" (SystemPaths' movable root), with
 /// FIFOs where the kernel's cache channels would be: a channel opened
@@ -11,24 +12,19 @@ final class TestRoot {
     let path: String
     let paths: SystemPaths
     private var readers: [String: Int32] = [:]
+    private let directory: TemporaryDirectory
 
     init() throws {
-        var template = Array("/tmp/mountd-tests.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            // SAFETY: buffer is the NUL-terminated template, writable, for the call.
-            mkdtemp(buffer.baseAddress!)
-        }
-        guard made != nil else { throw SystemError("mkdtemp", "/tmp", errno: errno) }
-        path = template.withUnsafeBufferPointer { buffer in
-            // SAFETY: mkdtemp filled in the NUL-terminated name.
-            String(cString: buffer.baseAddress!)
-        }
-        paths = SystemPaths(root: path)
+        directory = try TemporaryDirectory(prefix: "mountd-tests")
+        path = directory.path
+        paths = directory.paths
     }
 
-    deinit {
-        readers.values.forEach { _ = close($0) }
-        _ = system("rm -rf '\(path)'")
+    deinit { readers.values.forEach { _ = close($0) } }
+
+    /// The file's text, nil if it is not there.
+    func text(_ relative: String) throws -> String? {
+        try FileSystem.readIfExists(path + relative).map { String(decoding: $0, as: UTF8.self) }
     }
 
     func makeDirectory(_ relative: String) throws {

@@ -1,6 +1,7 @@
 import Glibc
 import NFSAdmin
 import Testing
+import TestSupport
 @testable import NFSDControl
 
 /// A fake /proc/fs/nfsd under a moved root: regular files holding what the
@@ -10,16 +11,12 @@ final class FakeNFSD {
     let root: String
     let paths: SystemPaths
     private(set) var logged: [String] = []
+    private let directory: TemporaryDirectory
 
     init(files: [String: String] = [:], directories: [String] = []) throws {
-        var template = Array("/tmp/nfsd-tests.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            // SAFETY: buffer is the NUL-terminated template, writable, for the call.
-            mkdtemp(buffer.baseAddress!)
-        }
-        guard let made else { throw SystemError("mkdtemp", "/tmp", errno: errno) }
-        root = String(cString: made)
-        paths = SystemPaths(root: root)
+        directory = try TemporaryDirectory(prefix: "nfsd-tests")
+        root = directory.path
+        paths = directory.paths
         try FileSystem.makeDirectories(paths.procNFSD, mode: 0o755)
         let defaults = ["threads": "0\n", "versions": "-2 +3 +4 +4.0 +4.1 +4.2\n", "nfsv4leasetime": "90\n",
                         "nfsv4gracetime": "90\n", "portlist": ""]
@@ -29,8 +26,6 @@ final class FakeNFSD {
         // A control file that cannot be written: open(O_WRONLY) says EISDIR.
         for name in directories { try FileSystem.makeDirectories(paths.procNFSD + "/" + name, mode: 0o755) }
     }
-
-    deinit { _ = system("rm -rf '\(root)'") }
 
     func controller(privileged: Bool = true) -> NFSDController {
         NFSDController(kernel: NFSDKernel(paths: paths), log: { [weak self] in self?.logged.append($0) },
@@ -45,22 +40,10 @@ final class FakeNFSD {
 }
 
 /// A loopback TCP port nothing listens on right now.
-private func freePort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SystemError("socket", "tcp", errno: errno) }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            // SAFETY: raw is the sockaddr_in above, for both calls.
-            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
-        }
-    }
-    guard bound else { throw SystemError("bind", "127.0.0.1:0", errno: errno) }
-    return UInt16(bigEndian: address.sin_port)
+private func freePort() -> UInt16 {
+    let (fd, port) = tcpListener()
+    close(fd)
+    return port
 }
 
 private func loopbackSettings(port: UInt16) -> NFSDSettings {
@@ -79,7 +62,7 @@ struct NFSDControllerTests {
     @Test("a start writes versions, lease and grace, hands over the listener, then starts the threads")
     func start() throws {
         let nfsd = try FakeNFSD()
-        let port = try freePort()
+        let port = freePort()
         let settings = loopbackSettings(port: port)
         let report = try nfsd.controller().start(settings)
         #expect(report.listeners == ["tcp 127.0.0.1:\(port)"])
@@ -96,7 +79,7 @@ struct NFSDControllerTests {
     @Test("a listener the kernel refuses undoes the start: threads 0, versions and times as they were")
     func rollbackAfterListener() throws {
         let nfsd = try FakeNFSD(files: ["nfsv4leasetime": "91\n", "nfsv4gracetime": "92\n"], directories: ["portlist"])
-        let port = try freePort()
+        let port = freePort()
         #expect {
             try nfsd.controller().start(loopbackSettings(port: port))
         } throws: { error in
@@ -114,7 +97,7 @@ struct NFSDControllerTests {
     func rollbackAfterLease() throws {
         let nfsd = try FakeNFSD(directories: ["nfsv4leasetime"])
         #expect {
-            try nfsd.controller().start(loopbackSettings(port: try freePort()))
+            try nfsd.controller().start(loopbackSettings(port: freePort()))
         } throws: { error in
             guard case NFSDError.system(let cause) = error else { return false }
             return cause.errno == EISDIR
