@@ -126,7 +126,6 @@ public final class MountdMountService: MountService {
         }
         return order.map { ($0, groups[$0] ?? []) }
     }
-
 }
 
 /// /proc/fs/nfsd/filehandle: write "<domain> <path> <maxsize>", read back
