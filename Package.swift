@@ -66,11 +66,14 @@ let package = Package(
         // The guest's mount helper: a loopback relay to the host's vsock port.
         .target(name: "GuestMount", dependencies: ["VsockBridge", "NFSAdmin", "NFSExports"]),
         .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
+        // What several test targets share: temporary roots, a loopback listener.
+        .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
-        .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin"]),
+        .testTarget(name: "MountdTests", dependencies: ["Mountd", "MountdCore", "NFSAdmin", "NFSExports", "TestSupport"]),
+        .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin", "TestSupport"]),
         // The MOUNT protocol (program 100005, v1 and v3) that mountd serves,
         // over Debian's libtirpc; CMountGlue holds the few lines that must be C
         // (the svc dispatch trampoline and raw-XDR routines).
@@ -78,7 +81,7 @@ let package = Package(
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
-        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux"]),
+        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

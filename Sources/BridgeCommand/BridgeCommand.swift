@@ -245,7 +245,7 @@ public struct BridgeCommand: ParsableCommand {
         }
         // Only the bridge's own /run directory changes hands; a --status-file
         // elsewhere must already be writable by the user.
-        let directory = String(defaultStatusFile[..<(defaultStatusFile.lastIndex(of: "/") ?? defaultStatusFile.startIndex)])
+        let directory = PathName.directory(of: defaultStatusFile)
         if statusFile == defaultStatusFile {
             do {
                 try FileSystem.makeDirectories(directory, mode: 0o755)

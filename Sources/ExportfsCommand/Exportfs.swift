@@ -121,13 +121,13 @@ public struct Exportfs {
             diagnostics += parsed.diagnostics
             if parsed.diagnostics.hasErrors {
                 report(diagnostics)
-                self.error("no changes made to \(displayPath(paths.etab)): fix the errors above")
+                self.error("no changes made to \(paths.unrooted(paths.etab)): fix the errors above")
                 return 1
             }
             configured = loader.table(from: parsed.entries, diagnostics: &diagnostics)
             if diagnostics.hasErrors {
                 report(diagnostics)
-                self.error("no changes made to \(displayPath(paths.etab)): fix the errors above")
+                self.error("no changes made to \(paths.unrooted(paths.etab)): fix the errors above")
                 return 1
             }
             // As nfs-utils: duplicates still export the first entry, but the
@@ -294,7 +294,7 @@ public struct Exportfs {
     func flush(_ kernel: KernelExports) -> Int32 {
         guard kernel.hasCacheChannels else {
             if !kernel.isNFSDMounted {
-                output.err("exportfs: note: the kernel NFS server is not loaded here (no /proc/net/rpc/nfsd.export): wrote \(displayPath(paths.etab)) only, no caches flushed, no trial exports\n")
+                output.err("exportfs: note: the kernel NFS server is not loaded here (no /proc/net/rpc/nfsd.export): wrote \(paths.unrooted(paths.etab)) only, no caches flushed, no trial exports\n")
             }
             return 0
         }
@@ -313,11 +313,6 @@ public struct Exportfs {
             return 1
         }
         return 0
-    }
-
-    func displayPath(_ path: String) -> String {
-        guard !paths.root.isEmpty, path.hasPrefix(paths.root) else { return path }
-        return String(path.dropFirst(paths.root.count))
     }
 }
 

@@ -21,11 +21,16 @@ final class CacheChannel: @unchecked Sendable {
     private let descriptor = Mutex<Int32>(-1)
     /// Read only by the poll thread.
     private var buffer = [UInt8](repeating: 0, count: 32768)
+    /// write(2); a test passes a slower one to widen the time between
+    /// taking the descriptor and writing to it.
+    private let writeReply: @Sendable (Int32, UnsafeRawBufferPointer) -> Int
 
-    init(cache: String, paths: SystemPaths, namespace: String? = nil) {
+    init(cache: String, paths: SystemPaths, namespace: String? = nil,
+         write: @escaping @Sendable (Int32, UnsafeRawBufferPointer) -> Int = { fd, raw in Glibc.write(fd, raw.baseAddress, raw.count) }) {
         self.cache = cache
         self.path = paths.cacheChannel(cache)
         self.namespace = namespace
+        writeReply = write
     }
 
     var fd: Int32 { descriptor.withLock { $0 } }
@@ -94,10 +99,8 @@ final class CacheChannel: @unchecked Sendable {
         let bytes = Array(text.utf8)
         return descriptor.withLock { fd -> Int32? in
             guard fd >= 0 else { return EBADF }
-            let written = bytes.withUnsafeBytes { raw in
-                // SAFETY: raw covers the whole reply.
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
+            // SAFETY: raw covers the whole reply, valid for the call.
+            let written = bytes.withUnsafeBytes { raw in writeReply(fd, raw) }
             if written < 0 { return errno }
             return written == bytes.count ? nil : EIO
         }

@@ -6,6 +6,7 @@ import CLinux
 import MountdCore
 import NFSAdmin
 import Synchronization
+import NFSExports
 
 /// Looks up the facts mountd needs about a path's filesystem: device
 /// numbers, inode, UUID (libblkid for block devices, else statfs's f_fsid),
@@ -48,7 +49,7 @@ public final class FilesystemProbe: Sendable {
         var isMountPoint = path == "/"
         if !isMountPoint {
             var parent = stat()
-            if stat(root + PathOps.parent(path), &parent) == 0 {
+            if stat(root + PathName.directory(of: path), &parent) == 0 {
                 isMountPoint = parent.st_dev != st.st_dev || parent.st_ino == st.st_ino
             }
         }

@@ -56,7 +56,7 @@ public final class MountdMountService: MountService {
         }
         // EACCES, as nfs-utils answers, whether the path exists or not:
         // NOENT would tell any client which host paths exist.
-        guard let real = FileSystem.realPath(daemon.paths.underRoot(path)).map(unrooted) else {
+        guard let real = FileSystem.realPath(daemon.paths.underRoot(path)).map(daemon.paths.unrooted) else {
             log.notice("refused mount request from \(peer.address) for \(path): no such path")
             return .error(.access)
         }
@@ -65,8 +65,9 @@ public final class MountdMountService: MountService {
         let exports = authority.exports(forDomain: domain)
         var candidate = real
         var entry: ExportEntry? = exports[candidate]
-        while entry == nil && candidate != "/" {
-            candidate = PathOps.parent(candidate)
+        // Absolute, so it ends at "/" (a relative path would stop at ".").
+        while entry == nil && candidate.hasPrefix("/") && candidate != "/" {
+            candidate = PathName.directory(of: candidate)
             entry = exports[candidate]
         }
         guard let entry else {
@@ -124,13 +125,6 @@ public final class MountdMountService: MountService {
             groups[entry.path, default: []].append(entry.clientName.isEmpty ? "*" : entry.clientName)
         }
         return order.map { ($0, groups[$0] ?? []) }
-    }
-
-    func unrooted(_ path: String) -> String {
-        let root = daemon.paths.root
-        guard !root.isEmpty, path.hasPrefix(root) else { return path }
-        let rest = String(path.dropFirst(root.count))
-        return rest.isEmpty ? "/" : rest
     }
 }
 

@@ -41,21 +41,7 @@ public enum CacheWords {
             }
             return .binary(out)
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == 0x5C, index + 3 < bytes.count,
-               let a = octalValue(bytes[index + 1]), let b = octalValue(bytes[index + 2]), let c = octalValue(bytes[index + 3]),
-               a < 4 {
-                out.append(a << 6 | b << 3 | c)
-                index += 4
-            } else {
-                out.append(bytes[index])
-                index += 1
-            }
-        }
-        return .text(String(decoding: out, as: UTF8.self))
+        return .text(String(decoding: OctalEscape.decode(bytes), as: UTF8.self))
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -66,8 +52,6 @@ public enum CacheWords {
         default: nil
         }
     }
-
-    static func octalValue(_ byte: UInt8) -> UInt8? { (0x30...0x37).contains(byte) ? byte - 0x30 : nil }
 }
 
 /// `nfsd 192.168.1.5` / `nfsd 2001:0db8:...` / `nfsd vsock:5` on auth.unix.ip.

@@ -96,12 +96,12 @@ public struct ExportAuthority: Sendable {
     public func pseudoPaths(exports: [String: ExportEntry]) -> Set<String> {
         let root = v4Root(exports: exports)
         var result = Set<String>()
-        for path in exports.keys where PathOps.isBelow(path, root) && path != root {
-            var ancestor = PathOps.parent(path)
+        for path in exports.keys where PathName.isBelow(path, root) && path != root {
+            var ancestor = PathName.directory(of: path)
             while true {
                 if exports[ancestor] == nil { result.insert(ancestor) }
                 if ancestor == root || ancestor == "/" { break }
-                ancestor = PathOps.parent(ancestor)
+                ancestor = PathName.directory(of: ancestor)
             }
         }
         if root == "/" && exports["/"] == nil && !exports.isEmpty { result.insert("/") }
@@ -239,18 +239,5 @@ public struct ExportAuthority: Sendable {
             }
         }
         return nil
-    }
-}
-
-/// Absolute-path helpers (paths are already normalized by realpath).
-public enum PathOps {
-    public static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
-    }
-
-    /// `path` equals `root` or lies inside it.
-    public static func isBelow(_ path: String, _ root: String) -> Bool {
-        root == "/" || path == root || path.hasPrefix(root + "/")
     }
 }

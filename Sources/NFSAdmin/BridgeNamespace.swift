@@ -87,7 +87,7 @@ public struct BridgeNamespace: Sendable {
     /// not exist (remove a leftover first). Undone if a step fails.
     public func create(block: VsockLoopbackMapping) throws(SystemError) {
         let runtime = paths.bridgeRuntime
-        try FileSystem.makeDirectories(FileSystem.directory(of: pin), mode: 0o755)
+        try FileSystem.makeDirectories(PathName.directory(of: pin), mode: 0o755)
         try FileSystem.makeDirectories(runtime, mode: 0o755)
         try FileSystem.makeDirectories(paths.bridgeNFSD, mode: 0o755)
         try NetworkNamespace.create(pinnedAt: pin, failed: { $0 }) { () throws(SystemError) in

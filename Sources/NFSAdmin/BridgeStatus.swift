@@ -1,3 +1,5 @@
+import NFSExports
+
 /// What nfs-vsock-bridge publishes about itself for `nfsd-control status`:
 /// its listeners, target and limits, and per guest CID the mapped loopback
 /// address, connections and bytes. The bridge rewrites the file atomically
@@ -125,7 +127,7 @@ public struct BridgeStatus: Sendable, Equatable {
         var sawPID = false
         for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let number = offset + 1
-            let words = line.split(separator: " ").map { unescape($0) }
+            let words = line.split(separator: " ").map { CacheText.text(ofWord: $0) }
             guard let key = words.first else { continue }
             func fail(_ message: String) -> Problem { Problem(line: number, message: message) }
             if !sawHeader {
@@ -204,37 +206,5 @@ public struct BridgeStatus: Sendable, Equatable {
         return result
     }
 
-    private func word(_ text: String) -> String { Self.escape(text) }
-
-    /// `\ooo` for the bytes that would split or end a word; UTF-8 kept.
-    static func escape(_ text: String) -> String {
-        var bytes: [UInt8] = []
-        for byte in text.utf8 {
-            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x5C {
-                bytes += [0x5C, 0x30 + (byte >> 6), 0x30 + (byte >> 3 & 7), 0x30 + (byte & 7)]
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    static func unescape(_ word: Substring) -> String {
-        let bytes = Array(word.utf8)
-        guard bytes.contains(0x5C) else { return String(word) }
-        var out: [UInt8] = []
-        var index = 0
-        func octal(_ byte: UInt8) -> UInt8? { (0x30...0x37).contains(byte) ? byte - 0x30 : nil }
-        while index < bytes.count {
-            if bytes[index] == 0x5C, index + 3 < bytes.count,
-               let a = octal(bytes[index + 1]), let b = octal(bytes[index + 2]), let c = octal(bytes[index + 3]) {
-                out.append(a << 6 | b << 3 | c)
-                index += 4
-            } else {
-                out.append(bytes[index])
-                index += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    private func word(_ text: String) -> String { CacheText.word(text) }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NFSExports
 
 /// The bridge's status file (/run/nfs-vsock-bridge/status under the
 /// movable root): written by nfs-vsock-bridge, read by nfsd-control.
@@ -42,7 +43,7 @@ public struct BridgeStatusFile: Sendable {
     /// Replaces the file atomically when the content changed; creates its
     /// directory (mode 0755) first.
     public func write(_ status: BridgeStatus) throws(SystemError) {
-        let directory = FileSystem.directory(of: path)
+        let directory = PathName.directory(of: path)
         if !FileSystem.isDirectory(directory) {
             if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", directory, errno: errno) }
         }

@@ -58,7 +58,7 @@ public struct ExportsLoader: Sendable {
             if let known = realPaths[entry.path] {
                 entry.path = known
             } else {
-                let real = resolver.resolve(paths.underRoot(entry.path)).map { unrooted($0) } ?? entry.path
+                let real = resolver.resolve(paths.underRoot(entry.path)).map { paths.unrooted($0) } ?? entry.path
                 realPaths[entry.path] = real
                 entry.path = real
             }
@@ -67,11 +67,5 @@ public struct ExportsLoader: Sendable {
         return ClientNaming.unify(withRealPaths, resolve: HostResolver.resolve, diagnostics: &diagnostics)
     }
 
-    func displayName(_ file: String) -> String { unrooted(file) }
-
-    func unrooted(_ path: String) -> String {
-        guard !paths.root.isEmpty, path.hasPrefix(paths.root) else { return path }
-        let rest = String(path.dropFirst(paths.root.count))
-        return rest.isEmpty ? "/" : rest
-    }
+    func displayName(_ file: String) -> String { paths.unrooted(file) }
 }

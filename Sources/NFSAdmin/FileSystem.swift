@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NFSExports
 
 /// Small file helpers over raw syscalls. Paths are plain strings; all
 /// errors keep the call and errno.
@@ -141,12 +142,6 @@ public enum FileSystem {
         }
     }
 
-    /// The directory part of `path` ("/" for "/x", "." for "x").
-    public static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
     /// Writes `bytes` to `path` through a fresh temporary file beside it
     /// (`createTemporary`) + fsync + rename, but only when the content
     /// differs from what is there. Returns whether it wrote. On failure the
@@ -171,7 +166,7 @@ public enum FileSystem {
             throw error
         }
         // Make the rename durable too.
-        let dirfd = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let dirfd = open(PathName.directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
             fsync(dirfd)
             close(dirfd)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import NFSExports
 
 /// Network namespaces, as the bridge path uses them: one pinned at a path
 /// (an empty file with the namespace bind-mounted over it, as
@@ -98,7 +99,7 @@ public enum NetworkNamespace {
         }
         defer { close(home) }
         do {
-            try makeSharedMountPoint(FileSystem.directory(of: path))
+            try makeSharedMountPoint(PathName.directory(of: path))
             // The mount point: a new empty file (never an existing one, nor
             // a symlink planted there).
             close(try FileSystem.createNew(path, mode: 0))

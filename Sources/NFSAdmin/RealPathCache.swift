@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NFSExports
 
 /// realpath(3) for many paths that share their directories, as the export
 /// paths of a large /etc/exports do (/srv/vm/d00001 ... /srv/vm/d10000):
@@ -24,10 +25,8 @@ public struct RealPathCache {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         // "//", a trailing "/", "." or "..": realpath(3) knows the rules.
         if parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) { return fallback(path) }
-        let slash = path.lastIndex(of: "/")!
-        let parentPath = slash == path.startIndex ? "/" : String(path[..<slash])
-        let name = path[path.index(after: slash)...]
-        guard let parent = directory(parentPath) else { return nil }
+        guard let name = parts.last else { return fallback(path) }
+        guard let parent = directory(PathName.directory(of: path)) else { return nil }
         let candidate = parent == "/" ? "/" + name : parent + "/" + name
         var info = stat()
         lstatCalls += 1

@@ -26,6 +26,16 @@ public struct SystemPaths: Sendable, Hashable {
 
     public func underRoot(_ path: String) -> String { root + path }
 
+    /// The path as seen from the root: `underRoot` undone. The root itself
+    /// is "/"; a path outside the root (a symbolic link that leads out of
+    /// it) stays as it is.
+    public func unrooted(_ path: String) -> String {
+        guard !root.isEmpty else { return path }
+        if path == root { return "/" }
+        guard path.hasPrefix(root + "/") else { return path }
+        return String(path.dropFirst(root.count))
+    }
+
     public var exportsFile: String { root + "/etc/exports" }
     public var exportsDirectory: String { root + "/etc/exports.d" }
     public var nfsConf: String { root + "/etc/nfs.conf" }

@@ -1,3 +1,5 @@
+import NFSExports
+
 /// Text from files other processes write, made safe to print on a
 /// terminal: a control character there (ESC starting a sequence, a newline
 /// forging an output line, a carriage return overwriting one) must show as
@@ -21,7 +23,7 @@ public enum TerminalText {
                 out += "\\\\"
             } else if isControl(scalar) {
                 for byte in String(scalar).utf8 {
-                    out += "\\" + String(byte >> 6) + String(byte >> 3 & 7) + String(byte & 7)
+                    out += String(decoding: OctalEscape.escaped(byte), as: UTF8.self)
                 }
             } else {
                 out.unicodeScalars.append(scalar)

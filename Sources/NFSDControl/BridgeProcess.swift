@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSystemd
 import NFSAdmin
+import NFSExports
 
 /// Starts and stops nfs-vsock-bridge for rpc.nfsd when the kernel cannot
 /// serve vsock itself. Under systemd the bridge's own units do this.
@@ -78,7 +79,7 @@ public struct BridgeProcess: Sendable {
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         if count > 0 {
             let own = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let sibling = FileSystem.directory(of: own) + "/nfs-vsock-bridge"
+            let sibling = PathName.directory(of: own) + "/nfs-vsock-bridge"
             if access(sibling, X_OK) == 0 { return sibling }
         }
         return "nfs-vsock-bridge"

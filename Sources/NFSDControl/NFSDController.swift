@@ -10,10 +10,16 @@ import NFSAdmin
 public struct NFSDController {
     public var kernel: NFSDKernel
     public var log: (String) -> Void
+    /// Whether this process may start a server (root: it writes
+    /// /proc/fs/nfsd and binds privileged ports). Tests against a fake
+    /// /proc under a moved root pass their own.
+    public var isPrivileged: () -> Bool
 
-    public init(kernel: NFSDKernel, log: @escaping (String) -> Void) {
+    public init(kernel: NFSDKernel, log: @escaping (String) -> Void,
+                isPrivileged: @escaping () -> Bool = { geteuid() == 0 }) {
         self.kernel = kernel
         self.log = log
+        self.isPrivileged = isPrivileged
     }
 
     /// What a start did.
@@ -67,7 +73,7 @@ public struct NFSDController {
         } catch {
             throw .badSettings(error.message)
         }
-        guard geteuid() == 0 else { throw .notRoot }
+        guard isPrivileged() else { throw .notRoot }
         for step in try kernel.ensureMounted() { log(step) }
 
         if settings.threads == 0 {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NFSAdmin
+import NFSExports
 
 /// nfs-vsock-generator, systemd's generator for the NFS server units: with
 /// NFSv3 on (the default, as in nfs-utils) mountd and rpc.nfsd need rpcbind,
@@ -38,7 +39,7 @@ public enum SystemdGenerator {
         }
         for dropIn in dropIns(conf: NFSConf.load(paths: paths)) {
             let path = directory + "/" + dropIn.path
-            let parent = String(path[..<path.lastIndex(of: "/")!])
+            let parent = PathName.directory(of: path)
             if mkdir(parent, 0o755) != 0 && errno != EEXIST {
                 Console.err("nfs-vsock-generator: \(SystemError("mkdir", parent, errno: errno))\n")
                 return 1

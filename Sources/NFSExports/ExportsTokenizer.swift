@@ -24,7 +24,6 @@ struct ExportsTokenizer {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0B || byte == 0x0C || byte == 0x0D
     }
 
-    private static func isOctal(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x37 }
 
     /// Tokenizes the whole text. Unterminated quotes are reported and the
     /// token ends at the end of its line.
@@ -88,14 +87,11 @@ struct ExportsTokenizer {
                 }
                 // nfs-utils 2.6: '#' inside a token is an ordinary character.
                 if !quoted && (isSpace(c) || isContinuation(at: index)) { break }
-                if c == 0x5C, index + 3 < count, isOctal(bytes[index + 1]), isOctal(bytes[index + 2]), isOctal(bytes[index + 3]) {
-                    let value = Int(bytes[index + 1] - 0x30) << 6 | Int(bytes[index + 2] - 0x30) << 3 | Int(bytes[index + 3] - 0x30)
-                    if value < 256 {
-                        token.bytes.append(UInt8(value))
-                        index += 4
-                        column += 4
-                        continue
-                    }
+                if let byte = OctalEscape.escapedByte(at: index, in: bytes) {
+                    token.bytes.append(byte)
+                    index += 4
+                    column += 4
+                    continue
                 }
                 token.bytes.append(c)
                 index += 1

@@ -242,3 +242,15 @@ struct UpcallViewTests {
         #expect(UpcallView.bridge(other).identity(of: .ip(address)) == .client(.vsock(5)))
     }
 }
+
+@Suite("cache words")
+struct CacheWordsTests {
+    @Test("\\ooo above \\377 is text, as the kernel's qword_get reads it", arguments: [
+        ("dom /srv/a\\777", "/srv/a\\777"),
+        ("dom /srv/a\\400b", "/srv/a\\400b"),
+        ("dom /srv/a\\377", "/srv/a\u{FFFD}"),
+    ])
+    func literalOctal(line: String, path: String) throws {
+        #expect(try ExportRequest.parse(line[...]).path == path)
+    }
+}

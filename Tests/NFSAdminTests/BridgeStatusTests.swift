@@ -36,6 +36,12 @@ struct BridgeStatusTests {
         #expect(try BridgeStatus.parse(sample.text) == sample)
     }
 
+    @Test("a \\ooo above \\377 in a hand-written file is text, as in the cache channels")
+    func literalOctal() throws {
+        let text = "nfs-vsock-bridge-status 1\npid 1 2\nlisten unix /run/vm\\777.vsock_2049 7\n"
+        #expect(try BridgeStatus.parse(text).listeners.last == .unix(path: "/run/vm\\777.vsock_2049", cid: 7))
+    }
+
     @Test("the unprivileged quota: written when known, read back, absent from older bridges' files")
     func unprivilegedQuota() throws {
         var status = sample

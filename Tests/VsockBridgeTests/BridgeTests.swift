@@ -3,6 +3,7 @@ import Testing
 import CLinux
 import NFSAdmin
 import NFSExports
+import TestSupport
 @testable import GuestMount
 @testable import VsockBridge
 
@@ -199,23 +200,6 @@ struct MountVsockRequestTests {
         #expect(flags == UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NOATIME))
         #expect(data == "vers=4.1,port=5")
     }
-}
-
-/// A TCP listener on 127.0.0.1 with an ephemeral port.
-func tcpListener() -> (fd: Int32, port: UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(fd, $0, length)
-            _ = listen(fd, 16)
-            _ = getsockname(fd, $0, &length)
-        }
-    }
-    return (fd, UInt16(bigEndian: address.sin_port))
 }
 
 func connectUnix(_ path: String) -> Int32 {
@@ -425,10 +409,7 @@ private func tcpPair() -> (Int32, Int32) {
     let listener = tcpListener()
     defer { close(listener.fd) }
     let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    address.sin_port = listener.port.bigEndian
+    var address = loopbackAddress(port: listener.port)
     _ = withUnsafePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TestSupport
 import NFSAdmin
 import NFSExports
 @testable import VsockBridge

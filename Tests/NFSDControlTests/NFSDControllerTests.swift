@@ -1,0 +1,158 @@
+import Glibc
+import NFSAdmin
+import Testing
+import TestSupport
+@testable import NFSDControl
+
+/// A fake /proc/fs/nfsd under a moved root: regular files holding what the
+/// kernel would show. Every write lands at offset 0 and ends in a newline,
+/// so a file's first line is the last value written to it.
+final class FakeNFSD {
+    let root: String
+    let paths: SystemPaths
+    private(set) var logged: [String] = []
+    private let directory: TemporaryDirectory
+
+    init(files: [String: String] = [:], directories: [String] = []) throws {
+        directory = try TemporaryDirectory(prefix: "nfsd-tests")
+        root = directory.path
+        paths = directory.paths
+        try FileSystem.makeDirectories(paths.procNFSD, mode: 0o755)
+        let defaults = ["threads": "0\n", "versions": "-2 +3 +4 +4.0 +4.1 +4.2\n", "nfsv4leasetime": "90\n",
+                        "nfsv4gracetime": "90\n", "portlist": ""]
+        for (name, text) in defaults.merging(files, uniquingKeysWith: { $1 }) where !directories.contains(name) {
+            try FileSystem.replaceIfChanged(paths.procNFSD + "/" + name, with: Array(text.utf8))
+        }
+        // A control file that cannot be written: open(O_WRONLY) says EISDIR.
+        for name in directories { try FileSystem.makeDirectories(paths.procNFSD + "/" + name, mode: 0o755) }
+    }
+
+    func controller(privileged: Bool = true) -> NFSDController {
+        NFSDController(kernel: NFSDKernel(paths: paths), log: { [weak self] in self?.logged.append($0) },
+                       isPrivileged: { privileged })
+    }
+
+    /// The last value written to the file (its first line).
+    func value(_ name: String) -> String? {
+        guard let bytes = try? FileSystem.readIfExists(paths.procNFSD + "/" + name) else { return nil }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init)
+    }
+}
+
+/// A loopback TCP port nothing listens on right now.
+private func freePort() -> UInt16 {
+    let (fd, port) = tcpListener()
+    close(fd)
+    return port
+}
+
+private func loopbackSettings(port: UInt16) -> NFSDSettings {
+    var settings = NFSDSettings()
+    settings.hosts = ["127.0.0.1"]
+    settings.port = port
+    settings.threads = 8
+    settings.leaseTime = 45
+    settings.graceTime = 50
+    settings.versions[.v3] = false
+    return settings
+}
+
+@Suite("nfsd start and rollback against a fake /proc/fs/nfsd")
+struct NFSDControllerTests {
+    @Test("a start writes versions, lease and grace, hands over the listener, then starts the threads")
+    func start() throws {
+        let nfsd = try FakeNFSD()
+        let port = freePort()
+        let settings = loopbackSettings(port: port)
+        let report = try nfsd.controller().start(settings)
+        #expect(report.listeners == ["tcp 127.0.0.1:\(port)"])
+        #expect(report.threads == 8 && !report.alreadyRunning && report.vsockForBridge.isEmpty && report.bridgeInstance == nil)
+        #expect(nfsd.value("versions") == "-2 -3 +4 +4.0 +4.1 +4.2 ")
+        #expect(nfsd.value("nfsv4leasetime") == "45")
+        #expect(nfsd.value("nfsv4gracetime") == "50")
+        #expect(nfsd.value("threads") == "8")
+        // A descriptor number, as rpc.nfsd hands a socket over.
+        #expect(nfsd.value("portlist").flatMap { Int($0) } != nil)
+        #expect(nfsd.logged.last == "started 8 threads")
+    }
+
+    @Test("a listener the kernel refuses undoes the start: threads 0, versions and times as they were")
+    func rollbackAfterListener() throws {
+        let nfsd = try FakeNFSD(files: ["nfsv4leasetime": "91\n", "nfsv4gracetime": "92\n"], directories: ["portlist"])
+        let port = freePort()
+        #expect {
+            try nfsd.controller().start(loopbackSettings(port: port))
+        } throws: { error in
+            guard case NFSDError.handOver(.tcp, let name, let cause) = error else { return false }
+            return name == "127.0.0.1:\(port)" && cause.errno == EISDIR
+        }
+        #expect(nfsd.value("threads") == "0")
+        #expect(nfsd.value("versions") == "-2 +3 +4 +4.0 +4.1 +4.2")
+        #expect(nfsd.value("nfsv4leasetime") == "91")
+        #expect(nfsd.value("nfsv4gracetime") == "92")
+        #expect(!nfsd.logged.contains("started 8 threads"))
+    }
+
+    @Test("a lease time the kernel refuses: versions put back, no listener, no threads")
+    func rollbackAfterLease() throws {
+        let nfsd = try FakeNFSD(directories: ["nfsv4leasetime"])
+        #expect {
+            try nfsd.controller().start(loopbackSettings(port: freePort()))
+        } throws: { error in
+            guard case NFSDError.system(let cause) = error else { return false }
+            return cause.errno == EISDIR
+        }
+        #expect(nfsd.value("versions") == "-2 +3 +4 +4.0 +4.1 +4.2")
+        #expect(nfsd.value("nfsv4gracetime") == "90")
+        #expect(nfsd.value("threads") == "0")
+        #expect(nfsd.value("portlist") == "")
+    }
+
+    @Test("without privilege nothing is touched")
+    func notRoot() throws {
+        let nfsd = try FakeNFSD()
+        #expect {
+            try nfsd.controller(privileged: false).start(loopbackSettings(port: 2049))
+        } throws: { error in
+            guard case NFSDError.notRoot = error else { return false }
+            return true
+        }
+        #expect(nfsd.value("versions") == "-2 +3 +4 +4.0 +4.1 +4.2")
+        #expect(nfsd.value("threads") == "0")
+        #expect(nfsd.logged.isEmpty)
+    }
+
+    @Test("settings that describe no server are refused before the privilege check")
+    func badSettings() throws {
+        let nfsd = try FakeNFSD()
+        var settings = loopbackSettings(port: 2049)
+        settings.tcp = false
+        #expect {
+            try nfsd.controller(privileged: false).start(settings)
+        } throws: { error in
+            guard case NFSDError.badSettings = error else { return false }
+            return true
+        }
+    }
+
+    @Test("a running server only gets its thread count; its versions, times and listeners stay")
+    func alreadyRunning() throws {
+        let nfsd = try FakeNFSD(files: ["threads": "4\n", "versions": "-2 -3 +4 +4.0 +4.1 +4.2\n", "portlist": "tcp 2049\n"])
+        let report = try nfsd.controller().start(loopbackSettings(port: 2049))
+        #expect(report.alreadyRunning && report.threads == 8 && report.listeners == ["tcp 2049"])
+        #expect(nfsd.value("threads") == "8")
+        #expect(nfsd.value("versions") == "-2 -3 +4 +4.0 +4.1 +4.2")
+        #expect(nfsd.value("nfsv4leasetime") == "90")
+    }
+
+    @Test("0 threads stops the server")
+    func stop() throws {
+        let nfsd = try FakeNFSD(files: ["threads": "8\n"])
+        var settings = loopbackSettings(port: 2049)
+        settings.threads = 0
+        let report = try nfsd.controller().start(settings)
+        #expect(report == NFSDController.Report())
+        #expect(nfsd.value("threads") == "0")
+        #expect(nfsd.logged.last == "stopped the NFS server")
+    }
+}
