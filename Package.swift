@@ -69,7 +69,7 @@ let package = Package(
         // What several test targets share: temporary roots, a loopback listener.
         .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
-        .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports"]),
+        .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "TestSupport"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
         .testTarget(name: "MountdTests", dependencies: ["Mountd", "MountdCore", "NFSAdmin", "NFSExports", "TestSupport"]),

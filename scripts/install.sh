@@ -75,6 +75,7 @@ plan() {
   echo "file $DOCDIR/README.md $REPO/README.md 644"
   echo "file $DOCDIR/examples/exports $REPO/etc/exports 644"
   echo "file $DOCDIR/examples/nfs.conf $REPO/etc/nfs.conf 644"
+  echo "file $DOCDIR/examples/qemu-hook $REPO/etc/libvirt/qemu-hook 755"
   echo "conf $SYSCONFDIR/exports $REPO/etc/exports 644"
   echo "conf $SYSCONFDIR/nfs.conf $REPO/etc/nfs.conf 644"
   echo "conf $SYSCONFDIR/logrotate.d/nfs-vsock-bridge $REPO/etc/logrotate.d/nfs-vsock-bridge 644"

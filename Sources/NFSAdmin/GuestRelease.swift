@@ -166,6 +166,12 @@ struct ClientInfo: Equatable {
     var name: String?
     var host: String?
 
+    init(clientID: String?, name: String?, host: String?) {
+        self.clientID = clientID
+        self.name = name
+        self.host = host
+    }
+
     init(_ text: String) {
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }

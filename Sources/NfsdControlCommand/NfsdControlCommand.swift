@@ -250,7 +250,7 @@ public struct NfsdControlCommand: ParsableCommand {
                 Run it when a VM is destroyed or migrated away, before its CID is given to another VM (libvirt's qemu hook: see nfsd-control(8) and /usr/share/doc/nfs-vsock/examples/qemu-hook). Another client can then take the guest's locks at once, the exported filesystems hold nothing of it, and a new VM with the same CID starts clean. Exit status 1 if a step failed.
                 """)
 
-        @Argument(help: "The guest's CID (3 and up).")
+        @Argument(help: "The guest's CID (3 and up; 1, the local loopback transport, for tests).")
         var cid: UInt32
 
         @Flag(help: "Print JSON for management tools.")
@@ -259,8 +259,10 @@ public struct NfsdControlCommand: ParsableCommand {
         public init() {}
 
         public func validate() throws {
-            guard cid >= 3, cid < UInt32.max else {
-                throw ValidationError("CID \(cid) is not a guest's (guests have CIDs 3 and up)")
+            // CID 1 (the local loopback transport) is allowed: exports may
+            // name it for tests on the host itself.
+            guard cid != 0, cid != 2, cid < UInt32.max else {
+                throw ValidationError("CID \(cid) is not a guest's (guests have CIDs 3 and up; 0 is the hypervisor, 2 the host)")
             }
         }
 

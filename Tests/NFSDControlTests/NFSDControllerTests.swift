@@ -135,14 +135,39 @@ struct NFSDControllerTests {
         }
     }
 
-    @Test("a running server only gets its thread count; its versions, times and listeners stay")
+    @Test("a running server: threads set; the listener it has, and versions not named, are left and said so")
     func alreadyRunning() throws {
-        let nfsd = try FakeNFSD(files: ["threads": "4\n", "versions": "-2 -3 +4 +4.0 +4.1 +4.2\n", "portlist": "tcp 2049\n"])
-        let report = try nfsd.controller().start(loopbackSettings(port: 2049))
-        #expect(report.alreadyRunning && report.threads == 8 && report.listeners == ["tcp 2049"])
+        let busy = tcpListener()  // plays nfsd's listener: the bind finds the port taken
+        defer { close(busy.fd) }
+        let nfsd = try FakeNFSD(files: ["threads": "4\n", "versions": "-2 -3 +4 +4.0 +4.1 +4.2\n", "portlist": "tcp \(busy.port)\n"])
+        var settings = loopbackSettings(port: busy.port)
+        settings.versions = [:]
+        settings.leaseTime = nil
+        settings.graceTime = nil
+        let report = try nfsd.controller().start(settings)
+        #expect(report.alreadyRunning && report.threads == 8 && report.listeners == ["tcp \(busy.port)"])
+        #expect(report.changed == ["threads 4 -> 8"])
+        #expect(report.left == ["versions -2 -3 +4 +4.0 +4.1 +4.2 (none named)",
+                                "tcp 127.0.0.1:\(busy.port) (nfsd already listens on tcp port \(busy.port))"])
         #expect(nfsd.value("threads") == "8")
         #expect(nfsd.value("versions") == "-2 -3 +4 +4.0 +4.1 +4.2")
         #expect(nfsd.value("nfsv4leasetime") == "90")
+    }
+
+    @Test("a running server: a listener it lacks is added, versions named are written, times named are kept and said so")
+    func runningServerChanges() throws {
+        let port = freePort()
+        let nfsd = try FakeNFSD(files: ["threads": "8\n", "versions": "-2 -3 +4 +4.0 +4.1 +4.2\n", "portlist": "tcp 2049\n"])
+        var settings = loopbackSettings(port: port)
+        settings.versions = [.v3: true]
+        let report = try nfsd.controller().start(settings)
+        #expect(report.alreadyRunning)
+        #expect(report.changed.contains { $0.hasPrefix("versions -2 -3 +4 +4.0 +4.1 +4.2 -> ") })
+        #expect(report.changed.contains("listening on tcp 127.0.0.1:\(port)"))
+        #expect(report.left.contains("lease time 90 s (a running server keeps it; to have 45 s: rpc.nfsd 0, then start it again)"))
+        #expect(report.left.contains("threads 8"))
+        #expect(nfsd.value("versions")?.contains("+3") == true)
+        #expect(nfsd.value("nfsv4leasetime") == "90", "never written while running")
     }
 
     @Test("0 threads stops the server")
