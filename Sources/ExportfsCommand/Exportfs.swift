@@ -170,12 +170,15 @@ public struct Exportfs {
             return 1
         }
 
+        // Guests whose last export this run removed (exportfs -u vsock:N:/path).
+        var guestsLeft: Set<VsockCID> = []
         // Read-modify-write of etab under its lock.
         do {
             let lock = try store.lock()
             defer { lock.unlock() }
             var table = ExportTable()
             var exported: [ExportEntry] = []
+            var unexportedGuests: Set<VsockCID> = []
             if request.reexport && !request.unexport {
                 // -r: the table is what the files configure, nothing else;
                 // taken whole rather than rebuilt entry by entry (at 10,000
@@ -207,6 +210,7 @@ public struct Exportfs {
                                                            options: ExportOptions(), location: .commandLine())],
                                               diagnostics: &diagnostics).first
                     let removed = table.remove(clientName: name?.clientName ?? target.clientName, path: name?.path ?? target.path)
+                    if removed > 0, case .vsock(let cid) = target.client { unexportedGuests.insert(cid) }
                     if removed == 0 {
                         diagnostics.append(Diagnostic(.error, .commandLine(), "could not find '\(target.clientName):\(target.path)' to unexport"))
                         status = 1
@@ -228,12 +232,14 @@ public struct Exportfs {
             }
             report(diagnostics)
             try store.write(table)
+            guestsLeft = unexportedGuests.filter { cid in !table.orderedEntries.contains { Self.grants($0.client, to: cid) } }
         } catch {
             report(diagnostics)
             self.error("\(error)")
             return 1
         }
         if flush(kernel) != 0 { status = 1 }
+        if release(guestsLeft.sorted()) != 0 { status = 1 }
         return status
     }
 
@@ -289,6 +295,36 @@ public struct Exportfs {
             }
         }
         return (refused, unreachable)
+    }
+
+    /// Whether an export to `client` still gives guest `cid` access.
+    static func grants(_ client: ClientSpec, to cid: VsockCID) -> Bool {
+        switch client {
+        case .vsock(let other): other == cid
+        case .vsockRange(let low, let high): (low...high).contains(cid)
+        case .vsockAny: cid >= 3
+        default: false
+        }
+    }
+
+    /// A guest left without any export (its last one unexported) keeps no
+    /// state either: what nfsd-control release-guest does, once the
+    /// caches no longer grant it anything.
+    func release(_ guests: [VsockCID]) -> Int32 {
+        var status: Int32 = 0
+        for cid in guests {
+            do throws(GuestRelease.Problem) {
+                let report = try GuestRelease(paths: paths).release(cid: cid)
+                if verbose || !report.expiredClients.isEmpty || report.connectionsBefore > 0 {
+                    output.err("exportfs: vsock:\(cid) has no export left: released \(report.text)\n")
+                }
+                if !report.problems.isEmpty { status = 1 }
+            } catch {
+                // No bridge path here: no guest state to release.
+                if verbose { output.err("exportfs: vsock:\(cid) has no export left; \(error)\n") }
+            }
+        }
+        return status
     }
 
     func flush(_ kernel: KernelExports) -> Int32 {

@@ -145,3 +145,16 @@ struct ExportfsTests {
         #expect(json.contains("\"fsid\": 7"))
     }
 }
+
+@Suite("exportfs -u: a guest's last export")
+struct GuestLastExportTests {
+    @Test("an export still grants a guest access through its CID, a range holding it, or vsock:* (guests only)", arguments: [
+        (ClientSpec.vsock(5), VsockCID(5), true), (.vsock(6), 5, false),
+        (.vsockRange(3, 99), 5, true), (.vsockRange(6, 99), 5, false),
+        (.vsockAny, 5, true), (.vsockAny, 1, false),
+        (.wildcard("*"), 5, false), (.anonymous, 5, false),
+    ] as [(ClientSpec, VsockCID, Bool)])
+    func grants(client: ClientSpec, cid: VsockCID, expected: Bool) {
+        #expect(Exportfs.grants(client, to: cid) == expected)
+    }
+}
