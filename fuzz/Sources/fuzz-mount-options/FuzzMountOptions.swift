@@ -1,5 +1,5 @@
 import FuzzSupport
-@testable import GuestMount
+import GuestMount
 
 /// mount.vsock's command line as mount(8) or a user gives it (the input is
 /// the arguments, separated by NUL bytes), above all the -o option string.

@@ -1,5 +1,5 @@
 import FuzzSupport
-@testable import NFSAdmin
+import NFSAdmin
 
 /// /etc/nfs.conf and nfs.conf.d/*.conf. Checks: no section, key or value
 /// spans a line break (a line-based format cannot read one), keys are lower
