@@ -28,6 +28,14 @@ struct MountVsockRequestTests {
         #expect(request.mountOptionAttempts(relayPort: 40000).allSatisfy { $0.hasSuffix("port=40000,addr=127.0.0.1") })
     }
 
+    // Found by fuzz-mount-options: an option starting with a combining mark
+    // merged with the comma before it, so the two options stayed one.
+    @Test("options split at every comma, whatever follows it")
+    func commaBeforeCombiningMark() throws {
+        let request = try MountVsockRequest.parse(["2:/a", "/m", "-o", "rsize=4096,\u{312}x"])
+        #expect(request.nfsOptions.contains("rsize=4096"), "\(request.nfsOptions)")
+    }
+
     @Test("bad arguments say what is wrong", arguments: [
         (["2:/a"], "usage"), (["x:/a", "/m"], "bad CID"), (["2:a", "/m"], "must be absolute"),
         (["2:/a", "/m", "-o", "vers=3"], "NFSv4 only"), (["2:/a", "/m", "-o", "port=1"], "chosen by mount.vsock"),
