@@ -85,3 +85,28 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (fuzz/Sources/<name>), only with NFS_VSOCK_FUZZ=1 set:
+// they call libFuzzer's driver, which only -sanitize=fuzzer links, so a
+// plain build must not see them. scripts/fuzz builds them with the fuzzer
+// and address sanitizers in a scratch path of their own.
+if Context.environment["NFS_VSOCK_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-exports", ["NFSExports"]),
+        ("fuzz-etab", ["NFSExports"]),
+        ("fuzz-nfs-conf", ["NFSAdmin"]),
+        ("fuzz-cache-upcall", ["MountdCore", "NFSExports"]),
+        ("fuzz-mount-xdr", ["MountProtocol"]),
+        ("fuzz-mount-options", ["GuestMount"]),
+        ("fuzz-bridge-status", ["NFSAdmin"]),
+    ]
+    package.targets += [
+        .systemLibrary(name: "CLibFuzzer", path: "fuzz/Sources/CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer", "NFSExports"], path: "fuzz/Sources/FuzzSupport"),
+    ]
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(name: target.name, dependencies: target.dependencies + ["FuzzSupport"],
+                                                 path: "fuzz/Sources/\(target.name)"))
+        package.products.append(.executable(name: target.name, targets: [target.name]))
+    }
+}

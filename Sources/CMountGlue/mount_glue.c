@@ -143,6 +143,18 @@ enum mountglue_path_status mountglue_getargs_path(SVCXPRT *xprt, struct mountglu
     return call.status;
 }
 
+enum mountglue_path_status mountglue_decode_path(const uint8_t *bytes, unsigned int length,
+                                                 struct mountglue_path *path)
+{
+    struct path_call call = { path, MOUNTGLUE_PATH_GARBAGE, 0 };
+    XDR xdrs;
+    /* An XDR_DECODE stream only reads: the cast drops a const it keeps. */
+    xdrmem_create(&xdrs, (char *)bytes, length, XDR_DECODE);
+    bool_t decoded = xdr_path_call(&xdrs, &call);
+    xdr_destroy(&xdrs);
+    return decoded ? call.status : MOUNTGLUE_PATH_GARBAGE;
+}
+
 /* ---- pre-encoded bytes out ---- */
 
 struct encoded {

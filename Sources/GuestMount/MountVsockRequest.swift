@@ -79,9 +79,13 @@ public struct MountVsockRequest: Sendable, Equatable {
         request.directory = positional[1]
 
         var nfs: [String] = []
-        for option in optionText.flatMap({ $0.split(separator: ",").map(String.init) }) where !option.isEmpty {
+        // Split on the scalar ',': as Characters, a combining mark after a
+        // comma would merge with it and two options would stay one.
+        let options = optionText.flatMap { $0.unicodeScalars.split(separator: ",").map { String(String.UnicodeScalarView($0)) } }
+        for option in options where !option.isEmpty {
             if option.hasPrefix("vsock_port=") || option.hasPrefix("vsockport=") {
-                guard let port = UInt32(option.split(separator: "=")[1]), port > 0, port < UInt32.max else {
+                // The text after the first '=': may be empty ("vsock_port=").
+                guard let port = UInt32(option.drop { $0 != "=" }.dropFirst()), port > 0, port < UInt32.max else {
                     throw Problem(message: "bad vsock port in \(option)")
                 }
                 request.vsockPort = port

@@ -116,8 +116,10 @@ enum MountCodec {
     static func decodeMount(_ bytes: [UInt8], version: UInt32) throws(XDRDecodingError) -> MountResult {
         var xdr = XDRDecoder(bytes)
         let raw = try xdr.uint32()
-        guard let status = MountStatus(rawValue: Int32(bitPattern: raw)) else {
-            throw XDRDecodingError(offset: 0, reason: "unknown MNT status \(raw)")
+        // fhstatus (v1) carries errno values only: NOTSUPP and SERVERFAULT
+        // are v3's, and a v1 server sends them as EIO (version1Value).
+        guard let status = MountStatus(rawValue: Int32(bitPattern: raw)), version != 1 || status.version1Value == raw else {
+            throw XDRDecodingError(offset: 0, reason: "unknown MNT v\(version) status \(raw)")
         }
         let result: MountResult
         if status != .ok {

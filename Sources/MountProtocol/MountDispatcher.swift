@@ -101,7 +101,7 @@ struct MountDispatcher: Sendable {
         }
     }
 
-    enum PathArgument {
+    enum PathArgument: Equatable {
         case path(String)
         case tooLong(length: UInt32)
         case unusable
@@ -110,7 +110,23 @@ struct MountDispatcher: Sendable {
 
     static func pathArgument(_ xprt: UnsafeMutablePointer<SVCXPRT>, datagramLength: Int?) -> PathArgument {
         var argument = mountglue_path()
-        switch mountglue_getargs_path(xprt, &argument, UInt32(clamping: datagramLength ?? 0)) {
+        let status = mountglue_getargs_path(xprt, &argument, UInt32(clamping: datagramLength ?? 0))
+        return pathArgument(status, argument)
+    }
+
+    /// The same from the argument's bytes alone (fuzzing, tests).
+    static func pathArgument(decoding bytes: [UInt8]) -> PathArgument {
+        var argument = mountglue_path()
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            // SAFETY: buffer covers the bytes for the call, which only reads them.
+            mountglue_decode_path(buffer.baseAddress, UInt32(clamping: buffer.count), &argument)
+        }
+        return pathArgument(status, argument)
+    }
+
+    private static func pathArgument(_ status: mountglue_path_status, _ argument: mountglue_path) -> PathArgument {
+        var argument = argument
+        switch status {
         case MOUNTGLUE_PATH_OK:
             let bytes = withUnsafeBytes(of: &argument.bytes) { Array($0.prefix(Int(argument.length))) }
             guard !bytes.contains(0), let path = String(validating: bytes, as: UTF8.self) else { return .unusable }

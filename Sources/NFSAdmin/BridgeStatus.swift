@@ -162,8 +162,10 @@ public struct BridgeStatus: Sendable, Equatable {
                 status.processStart = words.count > 2 ? UInt64(words[2]) ?? 0 : 0
                 sawPID = true
             case "started": status.started = try int(1)
-            case "target": status.target = try text(1)
-            case "loopback-block": status.loopbackBlock = try text(1)
+            // Without a value: empty, as when the line is missing (an empty
+            // value is also what `text` writes for an empty target).
+            case "target": status.target = words.count > 1 ? words[1] : ""
+            case "loopback-block": status.loopbackBlock = words.count > 1 ? words[1] : ""
             case "limits":
                 status.maxPerGuest = try field("max-per-guest")
                 status.maxConnections = try field("max-connections")

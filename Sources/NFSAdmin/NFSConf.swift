@@ -18,7 +18,9 @@ public struct NFSConf: Sendable {
     /// Adds one file's text; its values override earlier ones.
     public mutating func add(_ text: String, file: String) {
         var section = ""
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character: split on it too, or a CRLF file is one line.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (number, rawLine) in lines.enumerated() {
             var line = rawLine.drop { $0 == " " || $0 == "\t" }
             if line.isEmpty || line.first == "#" || line.first == ";" { continue }
             if line.first == "[" {

@@ -73,6 +73,14 @@ public enum ClientSpec: Sendable, Hashable {
     /// Parses the client part of an exports entry (before any `(`).
     public static func parse(_ text: Substring) -> Result<ClientSpec, ParseError> {
         if text.isEmpty || text == "*" { return .success(.anonymous) }
+        // Quotes can put white space into a client token; no host, network,
+        // netgroup or wildcard has it, and etab (which writes the name as
+        // it is) would read such a name back as several clients.
+        if let position = text.utf8.firstIndex(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return .failure(ParseError(message: "client name \"\(text)\" contains white space or a control character",
+                                       hint: "quote only paths; a client name is one word",
+                                       offset: text.utf8.distance(from: text.utf8.startIndex, to: position)))
+        }
         if text.hasPrefix("gss/") { return .success(.gss(String(text))) }
         if text.hasPrefix("@") {
             guard text.count > 1 else {

@@ -93,6 +93,15 @@ import Testing
         #expect(MountCodec.encodePath("/ab") == words(3) + Array("/ab".utf8) + [0])
     }
 
+    /// The server's dirpath decoder (C glue, libtirpc's XDR) without a transport.
+    @Test func dirpathArgumentFromBytes() {
+        #expect(MountDispatcher.pathArgument(decoding: MountCodec.encodePath("/srv/vm5")) == .path("/srv/vm5"))
+        #expect(MountDispatcher.pathArgument(decoding: words(1025) + [UInt8](repeating: 0x61, count: 1028)) == .tooLong(length: 1025))
+        #expect(MountDispatcher.pathArgument(decoding: words(8) + Array("/srv".utf8)) == .garbage)
+        #expect(MountDispatcher.pathArgument(decoding: words(3) + [0x2f, 0, 0x61, 0]) == .unusable)
+        #expect(MountDispatcher.pathArgument(decoding: []) == .garbage)
+    }
+
     @Test(arguments: [
         [UInt8](),                       // nothing
         [0, 0, 0, 1],                    // "more" and then nothing
@@ -102,6 +111,15 @@ import Testing
     ])
     func malformedListsThrow(bytes: [UInt8]) {
         #expect(throws: XDRDecodingError.self) { try MountCodec.decodeExports(bytes) }
+    }
+
+    // Found by fuzz-mount-xdr: a v1 reply with v3's NOTSUPP (10004) or
+    // SERVERFAULT (10006) decoded, though fhstatus cannot carry them (the
+    // server side writes both as EIO), so decoding and encoding disagreed.
+    @Test(arguments: [UInt32(10004), 10006])
+    func version3OnlyStatusesAreNotVersion1(status: UInt32) throws {
+        #expect(throws: XDRDecodingError.self) { try MountCodec.decodeMount(self.words(status), version: 1) }
+        #expect(try MountCodec.decodeMount(words(status), version: 3) == .error(MountStatus(rawValue: Int32(status))!))
     }
 
     @Test func v3HandleOverTheLimitDoesNotDecode() {

@@ -70,6 +70,15 @@ struct BridgeStatusTests {
         #expect(status.guests[1].open == 1)
     }
 
+    // Found by fuzz-bridge-status: a file without a target line parsed, but
+    // the text written for it ("target " with an empty word) did not.
+    @Test("a status without target or loopback block reads back from its own text")
+    func emptyWords() throws {
+        let status = try BridgeStatus.parse("nfs-vsock-bridge-status 1\npid 77\n")
+        #expect(status.target == "" && status.loopbackBlock == "")
+        #expect(try BridgeStatus.parse(status.text) == status)
+    }
+
     @Test("broken files say which line is wrong", arguments: [
         ("", "empty"),
         ("something else\n", "not a bridge status file"),

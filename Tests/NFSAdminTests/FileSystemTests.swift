@@ -157,6 +157,17 @@ struct FileSystemTests {
         #expect(conf.value("nfsd", "threads")?.file == "b")
     }
 
+    // Found by fuzz-nfs-conf: "\r\n" is one Character, so a file with CRLF
+    // line ends was read as one line (one section, no keys).
+    @Test("nfs.conf with CRLF line ends")
+    func nfsConfCRLF() {
+        var conf = NFSConf()
+        conf.add("[nfsd]\r\nthreads = 8\r\n[mountd]\r\nmanage-gids = y\r\n", file: "a")
+        #expect(conf.int("nfsd", "threads") == 8)
+        #expect(conf.bool("mountd", "manage-gids") == true)
+        #expect(conf.value("mountd", "manage-gids")?.line == 4)
+    }
+
     @Test("export_features parsing, and the fallback without a kernel")
     func features() {
         let features = ExportFeatures(procText: "0x3efff 0xf\n")

@@ -43,6 +43,20 @@ struct ExportsSyntaxTests {
         #expect(output.entries.map(\.path) == [path])
     }
 
+    // Found by fuzz-etab: a quoted client name with a space was written to
+    // etab as it is, and read back as two clients (one of them granted
+    // the options of the line).
+    @Test("a client name with white space is refused, in exports and in etab", arguments: [
+        "/srv/a \"@group 10.0.0.1\"(rw)\n", "/srv/a\t\"@group 10.0.0.1\"(rw)\n", "/srv/a \"web\tx\"(ro)\n",
+    ])
+    func clientNameWithWhiteSpace(text: String) {
+        for mode in [ExportsParser.Mode.exportsFile, .etab] {
+            let output = ExportsParser(features: features, mode: mode).parse(text, file: "exports")
+            #expect(output.entries.isEmpty, "\(mode): \(output.entries.map(\.clientName))")
+            #expect(output.diagnostics.errors.contains { $0.message.contains("white space") })
+        }
+    }
+
     @Test("etab escapes white space, quotes, backslash and '#' in paths")
     func etabEscapes() {
         #expect(ETabFormat.escapePath("/a b\t\"c\\#") == "/a\\040b\\011\\042c\\134\\043")

@@ -3,6 +3,7 @@ import Testing
 import CLinux
 import NFSAdmin
 import NFSExports
+import Synchronization
 import TestSupport
 @testable import GuestMount
 @testable import VsockBridge
@@ -28,6 +29,14 @@ struct MountVsockRequestTests {
         #expect(request.mountOptionAttempts(relayPort: 40000).allSatisfy { $0.hasSuffix("port=40000,addr=127.0.0.1") })
     }
 
+    // Found by fuzz-mount-options: an option starting with a combining mark
+    // merged with the comma before it, so the two options stayed one.
+    @Test("options split at every comma, whatever follows it")
+    func commaBeforeCombiningMark() throws {
+        let request = try MountVsockRequest.parse(["2:/a", "/m", "-o", "rsize=4096,\u{312}x"])
+        #expect(request.nfsOptions.contains("rsize=4096"), "\(request.nfsOptions)")
+    }
+
     @Test("bad arguments say what is wrong", arguments: [
         (["2:/a"], "usage"), (["x:/a", "/m"], "bad CID"), (["2:a", "/m"], "must be absolute"),
         (["2:/a", "/m", "-o", "vers=3"], "NFSv4 only"), (["2:/a", "/m", "-o", "port=1"], "chosen by mount.vsock"),
@@ -36,6 +45,10 @@ struct MountVsockRequestTests {
         (["2:/a", "/m", "-o", "nfsvers=2"], "nfsvers=2: NFS over vsock is NFSv4 only"),
         (["2:/a", "/m", "-o", "vers=4.3"], "vers=4.3: not an NFS version mount.vsock knows"),
         (["2:/a", "/m", "-o", "minorversion=one"], "minorversion=one: not an NFS version"),
+        // Found by fuzz-mount-options: an empty port crashed (index out of
+        // range), and a second '=' was ignored (vsock_port=5=6 meant 5).
+        (["2:/a", "/m", "-o", "vsock_port="], "bad vsock port"),
+        (["2:/a", "/m", "-o", "vsockport=5=6"], "bad vsock port"),
     ])
     func bad(arguments: [String], message: String) {
         do {
@@ -432,9 +445,13 @@ private func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
 }
 
 /// How a forwarder running on its own thread ended.
-private final class Outcome: @unchecked Sendable {
-    // Written by the forwarder's thread before `done` is signalled.
-    var end: Forwarder.End? = nil
+private final class Outcome: Sendable {
+    // Written by the forwarder's thread before `done` is signalled. Behind a
+    // lock: the pipe orders the two threads for the kernel, but poll(2)
+    // alone is no synchronization in the memory model (ThreadSanitizer
+    // reported the read after `done.wait` as a race with this write).
+    private let ended = Mutex<Forwarder.End?>(nil)
+    var end: Forwarder.End? { ended.withLock { $0 } }
     let done = OneShotSignal()
 
     /// Starts a forwarder (64 KiB per direction) between `a` and `b`.
@@ -444,7 +461,8 @@ private final class Outcome: @unchecked Sendable {
         configured.trimAfter = trimAfter
         let forwarder = configured
         DetachedThread.start {
-            outcome.end = forwarder.run(a, b)
+            let end = forwarder.run(a, b)
+            outcome.ended.withLock { $0 = end }
             outcome.done.signal()
         }
         return outcome

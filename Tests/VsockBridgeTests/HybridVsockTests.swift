@@ -48,23 +48,38 @@ private enum ChildConnect: Int32 {
 /// groups) and connects to `path`; returns its pid. Between fork and _exit
 /// the child makes system calls only: this process has other threads, and
 /// a child of a threaded process must not allocate.
+/// It once did not: the reply tuple's type metadata, instantiated in the
+/// child, waited for the runtime's allocator lock that another thread held
+/// at fork, and the child spun forever (seen under ThreadSanitizer). So
+/// everything is allocated and every value computed before the fork.
 private func connectAsUser(_ uid: UInt32, to path: String) -> pid_t {
-    var address = try! BridgeListeners.unixAddress(path)
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    let address = UnsafeMutablePointer<sockaddr_un>.allocate(capacity: 1)
+    address.initialize(to: try! BridgeListeners.unixAddress(path))
+    let socketAddress = UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self)
+    let addressLength = socklen_t(MemoryLayout<sockaddr_un>.size)
+    let timeout = UnsafeMutablePointer<timeval>.allocate(capacity: 1)
+    timeout.initialize(to: timeval(tv_sec: 5, tv_usec: 0))
+    let timeoutLength = socklen_t(MemoryLayout<timeval>.size)
+    let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 2)
+    buffer.initialize(repeating: 0x41, count: 2)
+    let codes = (setuid: ChildConnect.setuidFailed.rawValue, denied: ChildConnect.permissionDenied.rawValue,
+                 failed: ChildConnect.connectFailed.rawValue, served: ChildConnect.served.rawValue,
+                 closed: ChildConnect.closed.rawValue)
+    let stream = Int32(SOCK_STREAM.rawValue)
+    let waitAll = Int32(MSG_WAITALL)
     let pid = fork()
-    guard pid == 0 else { return pid }
-    if setgroups(0, nil) != 0 || setgid(uid) != 0 || setuid(uid) != 0 { _exit(ChildConnect.setuidFailed.rawValue) }
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    let status = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    guard pid == 0 else {
+        address.deallocate()
+        timeout.deallocate()
+        buffer.deallocate()
+        return pid
     }
-    if status != 0 { _exit(errno == EACCES ? ChildConnect.permissionDenied.rawValue : ChildConnect.connectFailed.rawValue) }
-    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var byte: UInt8 = 0x41
-    _ = write(fd, &byte, 1)
-    var reply: (UInt8, UInt8) = (0, 0)
-    let got = withUnsafeMutableBytes(of: &reply) { recv(fd, $0.baseAddress, 2, Int32(MSG_WAITALL)) }
-    _exit(got == 2 ? ChildConnect.served.rawValue : ChildConnect.closed.rawValue)
+    if setgroups(0, nil) != 0 || setgid(uid) != 0 || setuid(uid) != 0 { _exit(codes.setuid) }
+    let fd = socket(AF_UNIX, stream, 0)
+    if connect(fd, socketAddress, addressLength) != 0 { _exit(errno == EACCES ? codes.denied : codes.failed) }
+    _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeoutLength)
+    _ = write(fd, buffer, 1)
+    _exit(recv(fd, buffer, 2, waitAll) == 2 ? codes.served : codes.closed)
 }
 
 /// The child's outcome; nil if it did not exit normally.

@@ -78,6 +78,14 @@ struct mountglue_path {
 enum mountglue_path_status mountglue_getargs_path(SVCXPRT *xprt, struct mountglue_path *path,
                                                   unsigned int datagramLength);
 
+/*
+ * The same decoding from `length` bytes in memory (the argument alone, as
+ * it follows the call header): what the fuzz target and unit tests reach
+ * without a transport.
+ */
+enum mountglue_path_status mountglue_decode_path(const uint8_t *bytes, unsigned int length,
+                                                 struct mountglue_path *path);
+
 /* svc_sendreply with a result already encoded as XDR (4-byte aligned). */
 bool mountglue_sendreply_bytes(SVCXPRT *xprt, const uint8_t *bytes, unsigned int length);
 
