@@ -3,7 +3,6 @@ import Glibc
 #endif
 import NFSAdmin
 import NFSExports
-import Synchronization
 import VsockBridge
 
 /// The guest side of NFS over vsock for stock kernels: a relay listening on
@@ -12,7 +11,7 @@ import VsockBridge
 public final class VsockRelay: Sendable {
     public let cid: UInt32
     public let port: UInt32
-    private let active = Mutex(0)
+    private let active = ThreadLock(0)
 
     public init(cid: UInt32, port: UInt32) {
         self.cid = cid

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import NFSAdmin
-import Synchronization
 
 /// One /proc/net/rpc/<cache>/channel: one request per read, one reply per
 /// write. Reopened when it goes away (module unloaded, server restarted).
@@ -17,8 +16,9 @@ final class CacheChannel: @unchecked Sendable {
     let namespace: String?
     /// The descriptor, behind a lock: lookup workers write replies while
     /// the poll thread may close and reopen the channel, and a reply must
-    /// never land in a descriptor number that was reused meanwhile.
-    private let descriptor = Mutex<Int32>(-1)
+    /// never land in a descriptor number that was reused meanwhile. A
+    /// ThreadLock: the race test runs under ThreadSanitizer.
+    private let descriptor = ThreadLock<Int32>(-1)
     /// Read only by the poll thread.
     private var buffer = [UInt8](repeating: 0, count: 32768)
     /// write(2); a test passes a slower one to widen the time between

@@ -5,7 +5,6 @@ import CBlkid
 import CLinux
 import MountdCore
 import NFSAdmin
-import Synchronization
 import NFSExports
 
 /// Looks up the facts mountd needs about a path's filesystem: device
@@ -19,14 +18,14 @@ public final class FilesystemProbe: Sendable {
         var uuidByDevice: [UInt64: [UInt8]?] = [:]
     }
 
-    private let state: Mutex<State>
+    private let state: ThreadLock<State>
     private let root: String
 
     public init(paths: SystemPaths) {
         root = paths.root
         var cache: blkid_cache? = nil
         if blkid_get_cache(&cache, nil) != 0 { cache = nil }
-        state = Mutex(State(cache: cache))
+        state = ThreadLock(State(cache: cache))
     }
 
     deinit {

@@ -7,7 +7,6 @@ import Dispatch
 import MountdCore
 import NFSAdmin
 import NFSExports
-import Synchronization
 
 /// The kernel's upcall daemon: answers auth.unix.ip, nfsd.export, nfsd.fh
 /// (and auth.unix.gid with --manage-gids) from /var/lib/nfs/etab.
@@ -48,7 +47,7 @@ public final class MountdDaemon: @unchecked Sendable {
     public let log: DaemonLog
     public let names = SystemNameService()
     public let filesystems: FilesystemProbe
-    private let snapshot: Mutex<Snapshot>
+    private let snapshot: ThreadLock<Snapshot>
     /// The host nfsd's channels.
     private var channels: [CacheChannel] = []
     /// The channels of the nfsd in the vsock bridge's namespace, while
@@ -58,7 +57,7 @@ public final class MountdDaemon: @unchecked Sendable {
     private var bridgeView: UpcallView? = nil
     /// The attached bridge's block, for the host view, which the MOUNT
     /// service's threads read too.
-    private let attachedBlock = Mutex<VsockLoopbackMapping?>(nil)
+    private let attachedBlock = ThreadLock<VsockLoopbackMapping?>(nil)
     /// A namespace mountd could not serve (said once, not every second).
     private var bridgeRefused: NetworkNamespace.Identity? = nil
     private var signalFD: Int32 = -1
@@ -71,7 +70,7 @@ public final class MountdDaemon: @unchecked Sendable {
         self.log = log
         filesystems = FilesystemProbe(paths: paths)
         let features = KernelExports(paths: paths).features()
-        snapshot = Mutex(Snapshot(authority: ExportAuthority(table: ExportTable(), features: features), stamp: nil, needsNames: false))
+        snapshot = ThreadLock(Snapshot(authority: ExportAuthority(table: ExportTable(), features: features), stamp: nil, needsNames: false))
     }
 
     /// The current export authority (for the MOUNT service).

@@ -5,7 +5,6 @@ import MountdCore
 import MountProtocol
 import NFSAdmin
 import NFSExports
-import Synchronization
 
 /// The MOUNT protocol answers (NFSv3 clients), from the same export table
 /// as the kernel upcalls: the client must be granted the path (or an
@@ -157,7 +156,7 @@ enum KernelFileHandle {
 /// rmtab: "host:path:0x<count>" lines, as nfs-utils keeps them.
 final class RmtabStore: Sendable {
     let path: String
-    private let lock = Mutex<Void>(())
+    private let lock = ThreadLock<Void>(())
 
     init(path: String) { self.path = path }
 

@@ -3,14 +3,13 @@ import Glibc
 #endif
 import NFSAdmin
 import NFSExports
-import Synchronization
 
 /// Host names for matching, from the system resolver: forward lookups of
 /// the names in the export table (cached until the next reload), reverse
 /// lookups of client addresses confirmed by a forward lookup, and
 /// innetgr(3) for netgroups.
 public final class SystemNameService: NameService {
-    private let forward = Mutex<[String: [IPAddress]]>([:])
+    private let forward = ThreadLock<[String: [IPAddress]]>([:])
 
     public init() {}
 

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import NFSAdmin
 import NFSExports
-import Synchronization
 
 /// The host side of NFS over vsock on kernels without an AF_VSOCK nfsd
 /// transport: accepts guest connections (AF_VSOCK, or hybrid-vsock Unix
@@ -42,8 +41,8 @@ public final class Bridge: Sendable {
 
     public let configuration: BridgeConfiguration
     let log: DaemonLog
-    private let state = Mutex<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
-    private let refusals = Mutex(RefusalLog())
+    private let state = ThreadLock<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
+    private let refusals = ThreadLock(RefusalLog())
     /// Written on every connection change; the status publisher waits on it.
     private let changes: (read: Int32, write: Int32)
 

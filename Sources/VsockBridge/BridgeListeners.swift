@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import NFSAdmin
-import Synchronization
 
 /// Opens the bridge's listening sockets, or takes them from systemd socket
 /// activation (`ListenStream=vsock::2049`, or a hybrid-vsock Unix path).
@@ -97,7 +96,7 @@ public enum BridgeListeners {
     }
 
     /// Held around umask(2) changes (tests read the umask under it too).
-    static let umaskLock = Mutex<Void>(())
+    static let umaskLock = ThreadLock<Void>(())
 
     /// A listening Unix socket at `path`, mode 0600 from the start and
     /// owned by `owner` (the VMM's uid), so that only the VMM (and root)

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import NFSAdmin
-import Synchronization
 
 /// Keeps the bridge's status file current for `nfsd-control status`:
 /// rewrites it (temporary file + rename, only when the content changed)
@@ -18,7 +17,7 @@ public final class BridgeStatusPublisher: Sendable {
     private let started: Int
     /// Whether publishing has stopped, and the last write error logged;
     /// the lock also keeps `stop()` from racing a write.
-    private let state = Mutex<(stopped: Bool, lastError: String?)>((false, nil))
+    private let state = ThreadLock<(stopped: Bool, lastError: String?)>((false, nil))
 
     public init(bridge: Bridge, file: BridgeStatusFile, listeners: [Bridge.Listener], log: DaemonLog) {
         self.bridge = bridge
