@@ -118,15 +118,18 @@ public struct BridgeCommand: ParsableCommand {
         var configuration = try configuration(conf: NFSConf.load(paths: paths))
         let log = DaemonLog(name: "nfs-vsock-bridge", environment: environment, debug: debug)
         signal(SIGPIPE, SIG_IGN)
-        // TERM, INT and HUP are taken by sigwait below (every thread
-        // inherits the mask), so the status file can be removed on the way out.
+        // TERM and INT (stop), HUP (reload) and the release signal are
+        // taken by sigwaitinfo below (every thread inherits the mask), so
+        // the status file can be removed on the way out.
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
         for number in [SIGTERM, SIGINT, SIGHUP, GuestRelease.signal] { sigaddset(&stopSignals, number) }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         var listeners: [Bridge.Listener]
+        var listenersFromSystemd = false
         do {
             listeners = try BridgeListeners.fromSystemd(configuration, count: sd_listen_fds(1))
+            listenersFromSystemd = !listeners.isEmpty
             if listeners.isEmpty {
                 if configuration.vsockPorts.isEmpty && configuration.unixListeners.isEmpty { configuration.vsockPorts = [2049] }
                 listeners = try BridgeListeners.open(configuration)
@@ -172,7 +175,7 @@ public struct BridgeCommand: ParsableCommand {
         var publisher: BridgeStatusPublisher? = nil
         if statusFile != "none" {
             let file = BridgeStatusFile(path: statusFile ?? paths.bridgeStatus)
-            publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+            publisher = BridgeStatusPublisher(bridge: bridge, file: file, log: log)
             publisher?.start()
         }
         log.notice("forwarding \(names.joined(separator: ", ")) to \(configuration.targetHost):\(configuration.targetPort) in network namespace \(BridgeNamespace.name), from \(configuration.mapping), as \(Privileges.account(String(getuid()))?.name ?? String(getuid()))")
@@ -185,6 +188,12 @@ public struct BridgeCommand: ParsableCommand {
             var info = siginfo_t()
             received = sigwaitinfo(&stopSignals, &info)
             if received < 0 { continue }
+            if received == SIGHUP {
+                _ = sd_notify(0, "RELOADING=1")
+                reload(bridge, paths: paths, listenersFromSystemd: listenersFromSystemd, log: log)
+                _ = sd_notify(0, "READY=1")
+                continue
+            }
             guard received == GuestRelease.signal else { break }
             guard nfsvsock_siginfo_queued(&info) != 0, nfsvsock_siginfo_uid(&info) == 0 else {
                 log.warning("ignored a release request from uid \(nfsvsock_siginfo_uid(&info)): only root may release a guest")
@@ -196,6 +205,78 @@ public struct BridgeCommand: ParsableCommand {
         publisher?.stop()
         log.notice("stopping on signal \(received)")
         Glibc.exit(0)
+    }
+
+    /// SIGHUP (systemctl reload): nfs.conf and this command line read
+    /// again; new limits apply to new connections, vsock ports are opened
+    /// or stopped, and no open connection is dropped. The target, the guest
+    /// block and the user stay (a restart changes them); a new hybrid-vsock
+    /// socket needs root to hand it to its VMM, so it needs a restart too.
+    func reload(_ bridge: Bridge, paths: SystemPaths, listenersFromSystemd: Bool, log: DaemonLog) {
+        let current = bridge.configuration
+        var new: BridgeConfiguration
+        do {
+            new = try configuration(conf: NFSConf.load(paths: paths))
+        } catch {
+            log.error("reload: \(error); the running configuration stays")
+            return
+        }
+        var notes: [String] = []
+        if (new.targetHost, new.targetPort) != (current.targetHost, current.targetPort) {
+            notes.append("the target stays \(current.targetHost):\(current.targetPort) (restart the bridge to change it)")
+        }
+        if new.vsockPorts.isEmpty && new.unixListeners.isEmpty { new.vsockPorts = [2049] }
+        if listenersFromSystemd {
+            new.vsockPorts = current.vsockPorts
+            new.unixListeners = current.unixListeners
+        } else {
+            let changes = new.listenerChanges(serving: bridge.listeners)
+            for listener in changes.stop {
+                bridge.stop(listener)
+                if case .unix(_, let path, _) = listener { unlink(path) }
+                notes.append("stopped listening on \(listener.name) (its open connections stay)")
+            }
+            for port in changes.openVsock {
+                var only = BridgeConfiguration()
+                only.vsockPorts = [port]
+                do {
+                    bridge.start(try BridgeListeners.open(only))
+                    notes.append("listening on vsock:*:\(port)")
+                } catch {
+                    log.error("reload: cannot listen on vsock:*:\(port): \(error)")
+                    new.vsockPorts.removeAll { $0 == port }
+                }
+            }
+            for unix in changes.cannotOpen {
+                log.error("reload: not opening the hybrid-vsock socket \(unix.path) (CID \(unix.cid)): handing it to its VMM takes root, which the bridge gave up; restart the bridge")
+                new.unixListeners.removeAll { $0 == unix }
+            }
+        }
+        // More connections may need more descriptors: up to the hard limit
+        // set at start; beyond it the old cap stays.
+        if new.maxConnections > current.maxConnections {
+            do {
+                if let raised = try DescriptorBudget(maxConnections: new.maxConnections, listeners: bridge.listeners.count).apply() {
+                    notes.append(raised)
+                }
+            } catch {
+                log.error("reload: \(error); max-connections stays \(current.maxConnections)")
+                new.maxConnections = current.maxConnections
+            }
+        }
+        let changed = bridge.reload(new)
+        let said = changed + notes
+        log.notice("reloaded: " + (said.isEmpty ? "nothing changed" : said.joined(separator: "; ")) + "; no connection dropped")
+        if listenersFromSystemd && (new.vsockPorts != current.vsockPorts || new.unixListeners != current.unixListeners) {
+            log.warning("reload: the listeners are systemd's (nfs-vsock-bridge.socket): change them there")
+        }
+        // The guests' nfsd closes connections past its max_connections
+        // (Linux 6.1): rpc.nfsd sets it, the bridge cannot.
+        let file = paths.bridgeNFSD + "/max_connections"
+        if let bytes = try? FileSystem.readIfExists(file), let limit = Int(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")),
+           limit > 0, limit < new.maxConnections {
+            log.warning("max-connections \(new.maxConnections) is above the guests' nfsd's max_connections \(limit): run rpc.nfsd --vsock PORT again to raise it")
+        }
     }
 
     struct StartProblem: Error, CustomStringConvertible {

@@ -227,6 +227,17 @@ public struct NFSDController {
                 }
                 report.changed.append("threads of the nfsd for vsock guests \(threads) -> \(settings.threads)")
             }
+            // A bridge reloaded with a higher max-connections needs room
+            // here too; never lowered (nfsd would close connections).
+            if let limit = bridgeKernel.integer("max_connections"), limit < settings.guestMaxConnections {
+                do {
+                    try bridgeKernel.write("max_connections", NFSDProcText.number(settings.guestMaxConnections))
+                } catch {
+                    throw .system(error)
+                }
+                report.changed.append("max_connections of the nfsd for vsock guests \(limit) -> \(settings.guestMaxConnections) (the bridge's max-connections \(settings.bridgeMaxConnections) + \(NFSDSettings.closingMargin))")
+                report.bridgeInstance?.maxConnections = settings.guestMaxConnections
+            }
         } else if !report.vsockForBridge.isEmpty {
             let instance = try startBridgeInstance(settings)
             report.bridgeInstance = instance

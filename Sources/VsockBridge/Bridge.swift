@@ -14,6 +14,20 @@ public final class Bridge: Sendable {
     public enum Listener: Sendable {
         case vsock(fd: Int32, port: UInt32)
         case unix(fd: Int32, path: String, cid: VsockCID)
+
+        public var fd: Int32 {
+            switch self {
+            case .vsock(let fd, _), .unix(let fd, _, _): fd
+            }
+        }
+
+        /// How the log names it.
+        public var name: String {
+            switch self {
+            case .vsock(_, let port): "vsock:*:\(port)"
+            case .unix(_, let path, let cid): "\(path) (CID \(cid))"
+            }
+        }
     }
 
     /// What the bridge knows about one guest, for limits and status.
@@ -39,7 +53,12 @@ public final class Bridge: Sendable {
         var seenBytes: UInt64 = 0
     }
 
-    public let configuration: BridgeConfiguration
+    /// The configuration in force; its limits change on reload (SIGHUP).
+    private let live: ThreadLock<BridgeConfiguration>
+    public var configuration: BridgeConfiguration { live.withLock { $0 } }
+    /// The listeners being served, and the descriptors of those a reload
+    /// has stopped (their accept loops close them and end).
+    private let listening = ThreadLock<(active: [Listener], stopping: Set<Int32>)>(([], []))
     let log: DaemonLog
     private let state = ThreadLock<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
     private let refusals = ThreadLock(RefusalLog())
@@ -47,7 +66,7 @@ public final class Bridge: Sendable {
     private let changes: (read: Int32, write: Int32)
 
     public init(configuration: BridgeConfiguration, log: DaemonLog) {
-        self.configuration = configuration
+        live = ThreadLock(configuration)
         self.log = log
         var ends: [Int32] = [-1, -1]
         if pipe(&ends) == 0 {
@@ -112,7 +131,62 @@ public final class Bridge: Sendable {
         for listener in listeners {
             // Accepted connections inherit the listener's vsock buffer.
             if case .vsock(let fd, _) = listener { SocketTuning.enlargeVsockBuffer(fd) }
+            // Non-blocking, so that the loop can notice it was stopped
+            // (a vsock listener's shutdown does not wake accept).
+            _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) | O_NONBLOCK)
+            listening.withLock { $0.active.append(listener) }
             DetachedThread.start { [self] in acceptLoop(listener) }
+        }
+    }
+
+    /// The listeners being served now.
+    public var listeners: [Listener] { listening.withLock { $0.active } }
+
+    /// Stops serving a listener (a reload that dropped it): its accept
+    /// loop closes it within a second; open connections are kept.
+    public func stop(_ listener: Listener) {
+        listening.withLock { state in
+            state.active.removeAll { $0.fd == listener.fd }
+            state.stopping.insert(listener.fd)
+        }
+    }
+
+    /// Applies a reloaded configuration's limits and listener lists (the
+    /// caller opens and stops the listeners themselves); the target, the
+    /// guest block and the buffer size stay. Returns what changed.
+    public func reload(_ new: BridgeConfiguration) -> [String] {
+        live.withLock { current in
+            var changes: [String] = []
+            func take(_ name: String, _ path: WritableKeyPath<BridgeConfiguration, Int>) {
+                guard current[keyPath: path] != new[keyPath: path] else { return }
+                changes.append("\(name) \(current[keyPath: path]) -> \(new[keyPath: path])")
+                current[keyPath: path] = new[keyPath: path]
+            }
+            take("max-per-guest", \.maxConnectionsPerGuest)
+            take("max-unprivileged-per-guest", \.maxUnprivilegedPerGuest)
+            take("max-connections", \.maxConnections)
+            take("idle-timeout", \.idleTimeout)
+            current.vsockPorts = new.vsockPorts
+            current.unixListeners = new.unixListeners
+            return changes
+        }
+    }
+
+    /// Waits until the listener is readable; false once it was stopped
+    /// (then it is closed here).
+    private func waitForConnection(_ fd: Int32) -> Bool {
+        while true {
+            let stopped = listening.withLock { state in
+                guard state.stopping.contains(fd) else { return false }
+                state.stopping.remove(fd)
+                return true
+            }
+            if stopped {
+                close(fd)
+                return false
+            }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 1000) > 0 { return true }
         }
     }
 
@@ -122,6 +196,10 @@ public final class Bridge: Sendable {
         var vmmUID: UInt32? = nil
         if case .unix(_, let path, _) = listener { vmmUID = configuration.unixListener(at: path)?.vmmUID }
         while true {
+            guard waitForConnection(listener.fd) else {
+                log.notice("stopped listening on \(listener.name)")
+                return
+            }
             switch listener {
             case .vsock(let fd, let port):
                 var storage = [UInt8](repeating: 0, count: 128)
@@ -131,7 +209,7 @@ public final class Bridge: Sendable {
                     accept(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
                 }
                 if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
                     log.error("accept on vsock port \(port): \(String(cString: strerror(errno)))")
                     sleep(1)
                     continue
@@ -152,7 +230,7 @@ public final class Bridge: Sendable {
             case .unix(let fd, let path, let cid):
                 let connection = accept(fd, nil, nil)
                 if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
                     log.error("accept on \(path): \(String(cString: strerror(errno)))")
                     sleep(1)
                     continue

@@ -134,3 +134,34 @@ public struct BridgeConfiguration: Sendable {
 extension Character {
     fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
+
+extension BridgeConfiguration {
+    /// What a reload does to the listeners: vsock ports to open, listeners
+    /// to stop, and hybrid-vsock sockets it cannot open (handing a new one
+    /// to its VMM takes root, which the bridge gave up).
+    public struct ListenerChanges {
+        public var openVsock: [UInt32] = []
+        public var stop: [Bridge.Listener] = []
+        public var cannotOpen: [UnixListener] = []
+    }
+
+    /// The listeners `self` asks for, against those being served.
+    public func listenerChanges(serving: [Bridge.Listener]) -> ListenerChanges {
+        var changes = ListenerChanges()
+        var servedPorts: Set<UInt32> = []
+        for listener in serving {
+            switch listener {
+            case .vsock(_, let port):
+                servedPorts.insert(port)
+                if !vsockPorts.contains(port) { changes.stop.append(listener) }
+            case .unix(_, let path, let cid):
+                if !unixListeners.contains(where: { Self.samePath($0.path, path) && $0.cid == cid }) { changes.stop.append(listener) }
+            }
+        }
+        changes.openVsock = vsockPorts.filter { !servedPorts.contains($0) }
+        changes.cannotOpen = unixListeners.filter { unix in
+            !serving.contains { if case .unix(_, let path, let cid) = $0 { Self.samePath(path, unix.path) && cid == unix.cid } else { false } }
+        }
+        return changes
+    }
+}

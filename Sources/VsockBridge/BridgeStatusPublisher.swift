@@ -10,7 +10,6 @@ import NFSAdmin
 public final class BridgeStatusPublisher: Sendable {
     let bridge: Bridge
     let file: BridgeStatusFile
-    let listeners: [BridgeStatus.Listener]
     let log: DaemonLog
     private let pid: Int32
     private let processStart: UInt64
@@ -19,16 +18,10 @@ public final class BridgeStatusPublisher: Sendable {
     /// the lock also keeps `stop()` from racing a write.
     private let state = ThreadLock<(stopped: Bool, lastError: String?)>((false, nil))
 
-    public init(bridge: Bridge, file: BridgeStatusFile, listeners: [Bridge.Listener], log: DaemonLog) {
+    public init(bridge: Bridge, file: BridgeStatusFile, log: DaemonLog) {
         self.bridge = bridge
         self.file = file
         self.log = log
-        self.listeners = listeners.map { listener in
-            switch listener {
-            case .vsock(_, let port): .vsock(port: port)
-            case .unix(_, let path, let cid): .unix(path: path, cid: cid)
-            }
-        }
         pid = getpid()
         processStart = ProcessIdentity.startTime(of: getpid()) ?? 0
         started = time(nil)
@@ -42,7 +35,13 @@ public final class BridgeStatusPublisher: Sendable {
             target: "\(configuration.targetHost):\(configuration.targetPort)",
             loopbackBlock: "\(configuration.mapping)",
             maxPerGuest: configuration.maxConnectionsPerGuest, maxConnections: configuration.maxConnections,
-            idleTimeout: configuration.idleTimeout, listeners: listeners,
+            idleTimeout: configuration.idleTimeout,
+            listeners: bridge.listeners.map { listener in
+                switch listener {
+                case .vsock(_, let port): .vsock(port: port)
+                case .unix(_, let path, let cid): .unix(path: path, cid: cid)
+                }
+            },
             guests: bridge.guestStatus(now: now))
         status.maxUnprivilegedPerGuest = configuration.maxUnprivilegedPerGuest
         return status

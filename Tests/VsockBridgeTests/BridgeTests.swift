@@ -396,7 +396,7 @@ struct BridgeTests {
         let listeners = try BridgeListeners.open(configuration)
         bridge.start(listeners)
         let file = BridgeStatusFile(path: directory + "/status")
-        let publisher = BridgeStatusPublisher(bridge: bridge, file: file, listeners: listeners, log: log)
+        let publisher = BridgeStatusPublisher(bridge: bridge, file: file, log: log)
         publisher.start()
         guard case .running(let empty) = file.read() else {
             Issue.record("no status after start: \(file.read())")
@@ -780,5 +780,69 @@ struct RelaySecurityTests {
         #expect(TCPSocketTable.owner(in: text, local: localEndpoint(nobodyClient), remote: loopback(relay.port)) == 65534)
         #expect(localEndpoint(nobodyClient).port < 1024)
         #expect(!VsockRelay.isPrivileged(localEndpoint(nobodyClient), relay: loopback(relay.port)))
+    }
+}
+
+@Suite("bridge reload (SIGHUP)")
+struct BridgeReloadTests {
+    @Test("the listener changes: ports to open, listeners to stop, hybrid sockets it cannot open without root")
+    func listenerChanges() {
+        var wanted = BridgeConfiguration()
+        wanted.vsockPorts = [2049, 3049]
+        wanted.unixListeners = [.init(path: "/run/vm7.sock_2049", cid: 7), .init(path: "/run/vm9.sock_2049", cid: 9)]
+        let serving: [Bridge.Listener] = [.vsock(fd: 10, port: 2049), .vsock(fd: 11, port: 4049),
+                                          .unix(fd: 12, path: "/run/vm7.sock_2049", cid: 7), .unix(fd: 13, path: "/run/vm8.sock_2049", cid: 8)]
+        let changes = wanted.listenerChanges(serving: serving)
+        #expect(changes.openVsock == [3049])
+        #expect(changes.stop.map(\.fd) == [11, 13])
+        #expect(changes.cannotOpen == [.init(path: "/run/vm9.sock_2049", cid: 9)])
+        let same = wanted.listenerChanges(serving: [.vsock(fd: 10, port: 2049), .vsock(fd: 14, port: 3049),
+                                                    .unix(fd: 12, path: "/run/vm7.sock_2049", cid: 7), .unix(fd: 15, path: "/run/vm9.sock_2049", cid: 9)])
+        #expect(same.openVsock.isEmpty && same.stop.isEmpty && same.cannotOpen.isEmpty)
+    }
+
+    @Test("reload takes the limits and says which changed; the target stays")
+    func limits() {
+        var configuration = BridgeConfiguration()
+        configuration.maxConnections = 320
+        configuration.maxConnectionsPerGuest = 400
+        let bridge = Bridge(configuration: configuration, log: DaemonLog(name: "test", environment: [:], debug: false))
+        var new = configuration
+        new.maxConnectionsPerGuest = 3
+        new.maxConnections = 400
+        new.targetPort = 3049
+        #expect(bridge.reload(new) == ["max-per-guest 400 -> 3", "max-connections 320 -> 400"])
+        #expect(bridge.configuration.maxConnectionsPerGuest == 3 && bridge.configuration.maxConnections == 400)
+        #expect(bridge.configuration.targetPort == 2049, "the target is not reloaded")
+        #expect(bridge.reload(new).isEmpty)
+    }
+
+    @Test("a stopped listener's accept loop closes it and ends; the others keep serving")
+    func stopListener() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let kept = "/tmp/bridge-reload-kept-\(getpid()).sock", dropped = "/tmp/bridge-reload-dropped-\(getpid()).sock"
+        defer { unlink(kept); unlink(dropped) }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = [.init(path: kept, cid: 5, vmmUID: getuid()), .init(path: dropped, cid: 6, vmmUID: getuid())]
+        let bridge = Bridge(configuration: configuration, log: DaemonLog(name: "test", environment: [:], debug: false))
+        let listeners = try BridgeListeners.open(configuration)
+        bridge.start(listeners)
+        let stopped = try #require(listeners.first { if case .unix(_, let path, _) = $0 { path == dropped } else { false } })
+        bridge.stop(stopped)
+        #expect(bridge.listeners.count == 1)
+        // Within the loop's one-second poll the socket is closed: its file
+        // stays, and connecting to it is refused.
+        var refused = false
+        for _ in 0..<30 where !refused {
+            usleep(100_000)
+            let fd = connectUnix(dropped)
+            if fd < 0 { refused = true } else { close(fd) }
+        }
+        #expect(refused, "the stopped listener was closed")
+        let guest = connectUnix(kept)
+        defer { close(guest) }
+        #expect(guest >= 0, "the kept listener still accepts")
     }
 }
