@@ -114,11 +114,32 @@ public final class MountdDaemon: @unchecked Sendable {
         }
         names.forget()
         filesystems.forget()
-        snapshot.withLock {
-            $0 = Snapshot(authority: ExportAuthority(table: table, features: features), stamp: stamp, needsNames: needsNames)
+        let previous = snapshot.withLock { snapshot in
+            defer { snapshot = Snapshot(authority: ExportAuthority(table: table, features: features), stamp: stamp, needsNames: needsNames) }
+            return snapshot.stamp == nil ? nil : snapshot.authority
         }
         log.info("loaded \(table.count) export\(table.count == 1 ? "" : "s") from \(paths.etab)")
+        // exportfs flushes the caches after it renames etab; one killed in
+        // between leaves them granting what the new table took away, for
+        // as long as their entries last. Whatever this reload finds
+        // revoked is flushed here too.
+        if let previous, let revoked = Self.revoked(from: previous, to: table, features: features) {
+            let now = Int(time(nil))
+            _ = try? KernelExports(paths: paths).flushCaches(now: now)
+            _ = try? BridgeNamespace(paths: paths).flushCaches(now: now)
+            log.notice("etab no longer grants \(revoked): flushed the kernel's export caches")
+        }
         return true
+    }
+
+    /// The first export (as etab writes it) the old table has and the new
+    /// one does not, with the same options; nil when nothing was taken away.
+    static func revoked(from old: ExportAuthority, to new: ExportTable, features: ExportFeatures) -> String? {
+        let kept = Set(new.orderedEntries.map { ETabFormat.line($0, features: features) })
+        for entry in old.table.orderedEntries where !kept.contains(ETabFormat.line(entry, features: features)) {
+            return entry.displayName
+        }
+        return nil
     }
 
     // MARK: running

@@ -26,6 +26,8 @@ public struct ETabStore: Sendable {
     /// Writes the table; returns whether the file changed.
     @discardableResult
     public func write(_ table: ExportTable) throws(SystemError) -> Bool {
-        try FileSystem.replaceIfChanged(paths.etab, with: ETabFormat.bytes(table.orderedEntries, features: features))
+        // An exportfs killed before its rename left its temporary here.
+        FileSystem.removeStaleTemporaries(beside: paths.etab)
+        return try FileSystem.replaceIfChanged(paths.etab, with: ETabFormat.bytes(table.orderedEntries, features: features))
     }
 }

@@ -101,6 +101,24 @@ public enum FileSystem {
         return names.sorted(by: VersionOrder.less)
     }
 
+    /// Removes the temporaries `replaceIfChanged` left beside `path` when
+    /// their writer was killed between creating and renaming them: those
+    /// whose pid no longer runs (a live pid, reused or not, keeps its file).
+    /// Call while holding the file's lock. Returns how many went.
+    @discardableResult
+    public static func removeStaleTemporaries(beside path: String) -> Int {
+        let directory = PathName.directory(of: path)
+        let prefix = (path.split(separator: "/").last.map(String.init) ?? path) + ".tmp."
+        guard let names = try? directoryEntries(directory) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let dot = rest.firstIndex(of: "."), let pid = Int32(rest[..<dot]), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH && unlink(directory + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// open(2) flags for the files this project creates, kept in one place
     /// so that every creation refuses what another user may have planted.
     public enum OpenFlags {

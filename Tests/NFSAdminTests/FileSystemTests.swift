@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Synchronization
 import Testing
+import TestSupport
 @testable import NFSAdmin
 import NFSExports
 
@@ -212,5 +213,23 @@ struct TerminalTextTests {
         #expect(JSONText.quote("a\u{1b}[31m\nb\u{7f}\u{9b}\"\\") == "\"a\\u001b[31m\\nb\\u007f\\u009b\\\"\\\\\"")
         let quoted = JSONText.quote((0..<0x100).map { String(Unicode.Scalar(UInt8($0))) }.joined())
         #expect(!quoted.unicodeScalars.contains(where: TerminalText.isControl))
+    }
+}
+
+@Suite("temporaries left by a killed writer")
+struct StaleTemporaryTests {
+    @Test("those of pids that no longer run go; a running pid's, other files' and our own stay")
+    func removeStale() throws {
+        let directory = try TemporaryDirectory(prefix: "stale-tmp")
+        let etab = directory.path + "/etab"
+        let child = fork()
+        if child == 0 { _exit(0) }
+        waitpid(child, nil, 0)
+        let names = ["etab.tmp.\(child).1f", "etab.tmp.\(child).2e", "etab.tmp.\(getppid()).3d", "etab.tmp.\(getpid()).4c",
+                     "rmtab.tmp.\(child).5b", "etab.tmp.x.6a", "etab"]
+        for name in names { try FileSystem.replaceIfChanged(directory.path + "/" + name, with: [0x41]) }
+        #expect(FileSystem.removeStaleTemporaries(beside: etab) == 2)
+        let left = try #require(try FileSystem.directoryEntries(directory.path))
+        #expect(Set(left) == Set(["etab", "etab.tmp.\(getppid()).3d", "etab.tmp.\(getpid()).4c", "rmtab.tmp.\(child).5b", "etab.tmp.x.6a"]))
     }
 }

@@ -284,6 +284,9 @@ vmt_reset() {
     umount -l "$VMT_BRIDGE_NFSD"
   fi
   rm -f /run/nfs-vsock/guest-block /run/nfs-vsock-bridge.wanted
+  # Each scenario reads only its own bridge's log (a wait for "forwarding"
+  # must not be met by an earlier scenario's bridge).
+  [ -e /var/log/nfs-vsock-bridge.log ] && : > /var/log/nfs-vsock-bridge.log
   # 3. Daemons we started (by pid file, never by name).
   for pidf in "$VMT_STATE"/*.pid; do
     [ -f "$pidf" ] || continue

@@ -28,7 +28,11 @@
 #   6. a guest that floods fills the bridge only up to the reserve kept for
 #      guests without a connection (320 / 16 = 20): guest 9 gets 300 of 305,
 #      and a newcomer (CID 1) then still gets its first connection, not a
-#      second.
+#      second;
+#   7. SIGHUP with new limits in nfs.conf (max-per-guest 3, max-connections
+#      400): the same bridge keeps guest 9's 5 open connections, refuses a
+#      sixth, and says that nfsd's max_connections is now too low; rpc.nfsd
+#      on the running server raises it (464) and leaves the bridge.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -168,5 +172,35 @@ reserve() {
   kill "$flood" 2>/dev/null || true
 }
 vmt_part "6. a flooding guest leaves the reserve to guests without a connection" reserve
+
+reload() {
+  wait_for 30 "the earlier parts' connections to close" sh -c "! grep -q ' open=[1-9]' /run/nfs-vsock-bridge/status"
+  hold_in_background "$W/reload.out" 90 "guest 9's 5 connections" python3 "$HOLD" "unix:$SOCK" 5
+  local holder=$HOLDER
+  assert_contains "$(cat "$W/reload.out")" "opened 5 first-answered 5 still-answered 5" "5 connections before the reload"
+  printf '[vsock]\nmax-connections = 400\nmax-per-guest = 3\nunix = %s=9\n' "$SOCK" > /etc/nfs.conf
+  vmt_run kill -HUP "$bridge_pid"
+  wait_for 10 "the bridge to reload" grep -q "reloaded:" /var/log/nfs-vsock-bridge.log
+  local log
+  log=$(cat /var/log/nfs-vsock-bridge.log)
+  assert_contains "$log" "reloaded: max-per-guest 400 -> 3; max-connections 320 -> 400" "the bridge says what changed"
+  assert_contains "$log" "no connection dropped" "and that it kept the connections"
+  assert_contains "$log" "max-connections 400 is above the guests' nfsd's max_connections $((CAP + 64)): run rpc.nfsd --vsock PORT again to raise it" "the nfsd limit it cannot raise itself"
+  kill -0 "$bridge_pid" || fail "the bridge is gone after SIGHUP"
+  assert_eq "$bridge_pid" "$(vmt_bridge_pid)" "the same bridge"
+  wait_for 5 "the status to show the new limits" grep -q "max-per-guest=3 max-connections=400" /run/nfs-vsock-bridge/status
+  assert_contains "$(grep '^guest 9 ' /run/nfs-vsock-bridge/status)" " open=5 " "guest 9's 5 connections kept"
+  HELD=$(timeout 60 python3 "$HOLD" "unix:$SOCK" 1)
+  vmt_note "a sixth connection of guest 9 after the reload: $HELD"
+  assert_contains "$HELD" "opened 1 first-answered 0" "the new cap refuses a sixth"
+  vmt_capture "$NFSD" -G 10 -T --vsock 2049 8
+  assert_eq 0 "$VMT_RC" "rpc.nfsd on the running server"
+  assert_contains "$VMT_OUT" "max_connections of the nfsd for vsock guests $((CAP + 64)) -> 464 (the bridge's max-connections 400 + 64)" "rpc.nfsd raises nfsd's limit"
+  assert_contains "$VMT_OUT" "left running, its guests keep their connections" "the bridge is left"
+  assert_eq 464 "$(cat /run/nfs-vsock/nfsd/max_connections)" "the guests' nfsd's max_connections"
+  assert_contains "$(grep '^guest 9 ' /run/nfs-vsock-bridge/status)" " open=5 " "guest 9's connections still there"
+  kill "$holder" 2>/dev/null || true
+}
+vmt_part "7. SIGHUP: new limits without dropping a connection; rpc.nfsd raises nfsd's limit to match" reload
 vmt_parts_end
 vmt_step "ok"

@@ -15,7 +15,9 @@
 #      it starts clean (one NFSv4 client of its address, its own); when it
 #      goes too, the example libvirt hook (etc/libvirt/qemu-hook, fed the
 #      domain XML as libvirt does) releases it;
-#   5. once unexported, the filesystem can be unmounted;
+#   5. exportfs -u of guest C's exports: after the first its state stays
+#      (it still has the root export); the last one releases it as
+#      release-guest does; the filesystem can then be unmounted;
 #   6. release-guest as nobody is refused; a CID with nothing left is said so.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
@@ -137,8 +139,30 @@ assert_eq 0 "$VMT_RC" "the host process takes the lock after the hook"
 kill -9 "$holder_b" "$relay_b" 2>/dev/null || true
 timeout 20 umount -f "$W/gb" 2>/dev/null || umount -l "$W/gb"
 
-vmt_step "5. unexported, the filesystem can be unmounted"
-vmt_run "$EXPORTFS" -ua
+vmt_step "5. exportfs -u of guest C's last export releases it too; the filesystem can then be unmounted"
+vmt_run ip netns add gc
+vmt_defer "ip netns del gc"
+vmt_run ip -n gc link set lo up
+mkdir -p "$W/gc"
+vmt_capture nsenter --net=/run/netns/gc "$HELPER" 1:/data "$W/gc" -o soft,timeo=50,retrans=2 -v
+assert_eq 0 "$VMT_RC" "guest C's mount"
+relay_c=$(sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1)
+hold_lock "$W/gc" "$W/holder-c.out"
+holder_c=$HOLDER
+vmt_run kill -STOP "$relay_c"
+vmt_defer "kill -9 $relay_c 2>/dev/null || true"
+vmt_capture "$EXPORTFS" -u "vsock:1:$R/data"
+assert_eq 0 "$VMT_RC" "exportfs -u vsock:1:$R/data"
+assert_not_contains "$VMT_OUT" "has no export left" "vsock:1 still has its root export"
+assert_eq 1 "$(guest_clients)" "guest C's NFSv4 client stays while it has an export"
+vmt_capture "$EXPORTFS" -u "vsock:1:$R"
+assert_eq 0 "$VMT_RC" "exportfs -u of vsock:1's last export"
+assert_contains "$VMT_OUT" "exportfs: vsock:1 has no export left: released guest 1 ($GUEST_ADDR): closed 1 of its 1 bridge connection(s)" "exportfs says it released the guest"
+assert_eq 0 "$(guest_clients)" "NFSv4 clients of $GUEST_ADDR after its last export went"
+vmt_capture lock_from_host
+assert_eq 0 "$VMT_RC" "the host process takes the lock"
+kill -9 "$holder_c" "$relay_c" 2>/dev/null || true
+timeout 20 umount -f "$W/gc" 2>/dev/null || umount -l "$W/gc"
 wait_for 20 "the exported filesystem to be released" umount "$R/data"
 
 vmt_step "6. release-guest as nobody; a CID with nothing left"
