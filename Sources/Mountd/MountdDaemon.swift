@@ -60,6 +60,8 @@ public final class MountdDaemon: @unchecked Sendable {
     private let attachedBlock = ThreadLock<VsockLoopbackMapping?>(nil)
     /// A namespace mountd could not serve (said once, not every second).
     private var bridgeRefused: NetworkNamespace.Identity? = nil
+    /// A namespace seen without its block record yet, and since when.
+    private var bridgeWaited: (identity: NetworkNamespace.Identity, since: ContinuousClock.Instant)? = nil
     private var signalFD: Int32 = -1
     private let lookups = DispatchQueue(label: "mountd.lookups", attributes: .concurrent)
     private var stopping = false
@@ -201,6 +203,11 @@ public final class MountdDaemon: @unchecked Sendable {
         let block: VsockLoopbackMapping
         do {
             block = try namespace.guestBlock()
+        } catch .missing where bridgeWaited.map({ ContinuousClock.now - $0.since < .seconds(10) && $0.identity == identity }) ?? true {
+            // rpc.nfsd records the block right after pinning the namespace
+            // (older ones) or a moment before: wait for it a while.
+            if bridgeWaited?.identity != identity { bridgeWaited = (identity, ContinuousClock.now) }
+            return
         } catch {
             bridgeRefused = identity
             log.error("not answering the vsock bridge's nfsd (\(namespace.pin)): \(error); its guests get no access")

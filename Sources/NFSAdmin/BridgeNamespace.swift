@@ -90,19 +90,21 @@ public struct BridgeNamespace: Sendable {
         try FileSystem.makeDirectories(PathName.directory(of: pin), mode: 0o755)
         try FileSystem.makeDirectories(runtime, mode: 0o755)
         try FileSystem.makeDirectories(paths.bridgeNFSD, mode: 0o755)
-        try NetworkNamespace.create(pinnedAt: pin, failed: { $0 }) { () throws(SystemError) in
-            try NetworkNamespace.bringLoopbackUp()
-            try NetworkNamespace.setSysctl("net.ipv4.ip_unprivileged_port_start", "0")
-            // The nfsd filesystem serves the namespace of the thread that
-            // mounts it.
-            if mount("nfsd", paths.bridgeNFSD, "nfsd", 0, nil) != 0 {
-                throw SystemError("mount -t nfsd nfsd", paths.bridgeNFSD, errno: errno)
+        // The record first: mountd, which follows the pin, finds it there
+        // the moment the namespace appears.
+        try FileSystem.replaceIfChanged(paths.bridgeGuestBlock, with: Array("\(block)\n".utf8))
+        do throws(SystemError) {
+            try NetworkNamespace.create(pinnedAt: pin, failed: { $0 }) { () throws(SystemError) in
+                try NetworkNamespace.bringLoopbackUp()
+                try NetworkNamespace.setSysctl("net.ipv4.ip_unprivileged_port_start", "0")
+                // The nfsd filesystem serves the namespace of the thread that
+                // mounts it.
+                if mount("nfsd", paths.bridgeNFSD, "nfsd", 0, nil) != 0 {
+                    throw SystemError("mount -t nfsd nfsd", paths.bridgeNFSD, errno: errno)
+                }
             }
-        }
-        do {
-            try FileSystem.replaceIfChanged(paths.bridgeGuestBlock, with: Array("\(block)\n".utf8))
         } catch {
-            remove()
+            unlink(paths.bridgeGuestBlock)
             throw error
         }
     }

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import NFSAdmin
+import TestSupport
 @testable import NFSDControl
 
 @Suite("rpc.nfsd's bridge pid file")
@@ -77,14 +78,9 @@ struct BridgePIDFileTests {
 
     @Test("a running server keeps the bridge only while it serves exactly the ports asked for")
     func keptBridge() throws {
-        var template = Array("/tmp/nfs-vsock-wanted-XXXXXX".utf8CString)
-        let root = try #require(template.withUnsafeMutableBufferPointer { buffer in
-            // SAFETY: mkdtemp writes into the NUL-terminated template in place.
-            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
-        })
-        defer { _ = system("rm -rf '\(root)'") }
-        mkdir(root + "/run", 0o755)
-        let bridge = BridgeProcess(paths: SystemPaths(root: root))
+        let root = try TemporaryDirectory(prefix: "nfs-vsock-wanted")
+        mkdir(root.path + "/run", 0o755)
+        let bridge = BridgeProcess(paths: root.paths)
         #expect(bridge.wantedPorts == nil)
         try bridge.markWanted(ports: [2049, 3049], target: "127.0.0.1:2049")
         #expect(bridge.wantedPorts == [2049, 3049], "what markWanted wrote reads back")

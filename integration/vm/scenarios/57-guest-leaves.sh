@@ -74,6 +74,8 @@ time.sleep(600)' "$1/lockfile" > "$2" 2>&1 &
   vmt_defer "kill -9 $HOLDER 2>/dev/null || true"
   wait_for 60 "the lock through $1" grep -q "^locked" "$2"
 }
+# relay_pid: the relay pid mount.vsock -v named in the last captured output.
+relay_pid() { sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1; }
 # guest_clients: the NFSv4 clients the guests' nfsd has for the guest's address.
 guest_clients() { grep -l "address: \"$GUEST_ADDR:" "$CLIENTS"/*/info 2>/dev/null | wc -l; }
 
@@ -81,7 +83,7 @@ vmt_step "1. guest A mounts and takes a lock"
 mkdir -p "$W/ga" "$W/gb"
 vmt_capture nsenter --net=/run/netns/ga "$HELPER" 1:/data "$W/ga" -o soft,timeo=50,retrans=2 -v
 assert_eq 0 "$VMT_RC" "guest A's mount"
-relay_a=$(sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1)
+relay_a=$(relay_pid)
 [ -n "$relay_a" ] || fail "mount.vsock -v named no relay"
 hold_lock "$W/ga" "$W/holder-a.out"
 holder_a=$HOLDER
@@ -121,7 +123,7 @@ timeout 20 umount -f "$W/ga" 2>/dev/null || umount -l "$W/ga"
 vmt_step "4. guest B, a new VM with CID 1, starts clean; released in turn by the example libvirt hook"
 vmt_capture nsenter --net=/run/netns/gb "$HELPER" 1:/data "$W/gb" -o soft,timeo=50,retrans=2 -v
 assert_eq 0 "$VMT_RC" "guest B's mount"
-relay_b=$(sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1)
+relay_b=$(relay_pid)
 hold_lock "$W/gb" "$W/holder-b.out"
 holder_b=$HOLDER
 assert_eq 1 "$(guest_clients)" "NFSv4 clients of $GUEST_ADDR: guest B's alone"
@@ -146,7 +148,7 @@ vmt_run ip -n gc link set lo up
 mkdir -p "$W/gc"
 vmt_capture nsenter --net=/run/netns/gc "$HELPER" 1:/data "$W/gc" -o soft,timeo=50,retrans=2 -v
 assert_eq 0 "$VMT_RC" "guest C's mount"
-relay_c=$(sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1)
+relay_c=$(relay_pid)
 hold_lock "$W/gc" "$W/holder-c.out"
 holder_c=$HOLDER
 vmt_run kill -STOP "$relay_c"
