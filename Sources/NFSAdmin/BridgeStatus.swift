@@ -208,5 +208,11 @@ public struct BridgeStatus: Sendable, Equatable {
         return result
     }
 
-    private func word(_ text: String) -> String { CacheText.word(text) }
+    /// A field as one word: every control character escaped too (not only
+    /// the cache channels' space, tab, newline and backslash), since a raw
+    /// carriage return before the line's newline would make the two one
+    /// Character ("\r\n") and the reader's line split would miss it.
+    private func word(_ text: String) -> String {
+        OctalEscape.escape(text) { byte in byte <= 0x20 || byte == 0x7F || byte == 0x5C }
+    }
 }

@@ -36,6 +36,15 @@ struct BridgeStatusTests {
         #expect(try BridgeStatus.parse(sample.text) == sample)
     }
 
+    @Test("a carriage return, or any control character, in a field is escaped: a raw one before the newline would join two lines (found by fuzz-bridge-status)")
+    func controlCharacters() throws {
+        var status = sample
+        status.loopbackBlock = "127.128.0.0/\u{01}\0\r"
+        status.target = "a\tb\u{7f}"
+        #expect(!status.text.unicodeScalars.contains { $0 == "\r" || $0 == "\u{01}" || $0 == "\u{7f}" })
+        #expect(try BridgeStatus.parse(status.text) == status)
+    }
+
     @Test("a \\ooo above \\377 in a hand-written file is text, as in the cache channels")
     func literalOctal() throws {
         let text = "nfs-vsock-bridge-status 1\npid 1 2\nlisten unix /run/vm\\777.vsock_2049 7\n"
