@@ -298,7 +298,14 @@ public struct NfsdControlCommand: ParsableCommand {
         @Flag(help: "Print JSON for management tools.")
         var json = false
 
+        @Flag(help: "Print Prometheus metrics (text format; per guest: connections, accepted, refused, bytes, last activity).")
+        var prometheus = false
+
         public init() {}
+
+        public func validate() throws {
+            if json && prometheus { throw ValidationError("--json and --prometheus are two formats: choose one") }
+        }
 
         public func run() throws {
             let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
@@ -309,7 +316,7 @@ public struct NfsdControlCommand: ParsableCommand {
             status.bridge = BridgeStatusReport(reading: BridgeStatusFile(paths: paths).read(), statusPath: paths.bridgeStatus,
                                                pidFilePID: recorded.runningPID, unverifiedPIDFile: process.unverified(in: recorded),
                                                now: time(nil))
-            Console.out(json ? status.json : status.text)
+            Console.out(prometheus ? status.prometheus : json ? status.json : status.text)
         }
     }
 }

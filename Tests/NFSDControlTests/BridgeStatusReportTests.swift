@@ -181,3 +181,39 @@ struct GuestNFSDStatusTests {
         #expect(NFSDStatus(kernel: NFSDKernel(paths: SystemPaths(root: root + "/none"))).guestNFSD == nil)
     }
 }
+
+@Suite("nfsd-control status --prometheus")
+struct PrometheusStatusTests {
+    @Test("per guest CID: connections, accepted, refused, bytes, last activity; the server and the bridge's caps")
+    func metrics() {
+        var full = kernel
+        full.bridge = report(.running(status))
+        let text = full.prometheus
+        for line in [
+            "nfs_vsock_nfsd_threads 8",
+            "nfs_vsock_bridge_up 1",
+            "nfs_vsock_bridge_max_connections 1024",
+            "nfs_vsock_bridge_connections 5",
+            "# TYPE nfs_vsock_guest_connections_refused_total counter",
+            "nfs_vsock_guest_connections{cid=\"1\",address=\"127.128.0.1\"} 1",
+            "nfs_vsock_guest_connections_refused_total{cid=\"7\",address=\"127.128.0.7\"} 12",
+            "nfs_vsock_guest_sent_bytes_total{cid=\"1\",address=\"127.128.0.1\"} 20971520",
+            "nfs_vsock_guest_received_bytes_total{cid=\"1\",address=\"127.128.0.1\"} 1536",
+            "nfs_vsock_guest_last_activity_seconds{cid=\"1\",address=\"127.128.0.1\"} 1295",
+        ] {
+            #expect(text.split(separator: "\n").contains(Substring(line)), "\(line)")
+        }
+        // Every sample line is NAME{LABELS} VALUE or NAME VALUE, each family announced once.
+        let types = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
+        #expect(Set(types).count == types.count)
+    }
+
+    @Test("no bridge: up 0 and no guest series; label values escaped")
+    func noBridge() {
+        var none = kernel
+        none.bridge = report(.absent)
+        #expect(none.prometheus.contains("nfs_vsock_bridge_up 0\n"))
+        #expect(!none.prometheus.contains("nfs_vsock_guest_"))
+        #expect(NFSDStatus.labelValue("a\"b\\c\nd") == "a\\\"b\\\\c\\nd")
+    }
+}

@@ -199,6 +199,11 @@ reload() {
   assert_contains "$VMT_OUT" "left running, its guests keep their connections" "the bridge is left"
   assert_eq 464 "$(cat /run/nfs-vsock/nfsd/max_connections)" "the guests' nfsd's max_connections"
   assert_contains "$(grep '^guest 9 ' /run/nfs-vsock-bridge/status)" " open=5 " "guest 9's connections still there"
+  local metrics
+  metrics=$("$NFSD" status --prometheus)
+  assert_contains "$metrics" 'nfs_vsock_guest_connections{cid="9",address="127.128.0.9"} 5' "the metrics: guest 9's open connections"
+  assert_contains "$metrics" 'nfs_vsock_guest_connections_refused_total{cid="9",address="127.128.0.9"} ' "the metrics: its refusals"
+  assert_contains "$metrics" "nfs_vsock_bridge_max_connections 400" "the metrics: the reloaded cap"
   kill "$holder" 2>/dev/null || true
 }
 vmt_part "7. SIGHUP: new limits without dropping a connection; rpc.nfsd raises nfsd's limit to match" reload
