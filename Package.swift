@@ -64,7 +64,7 @@ let package = Package(
             ]),
         .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),
         // The guest's mount helper: a loopback relay to the host's vsock port.
-        .target(name: "GuestMount", dependencies: ["VsockBridge", "NFSAdmin", "NFSExports"]),
+        .target(name: "GuestMount", dependencies: ["VsockBridge", "NFSAdmin", "NFSExports", "CLinux"]),
         .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
         // What several test targets share: temporary roots, a loopback listener.
         .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),

@@ -91,18 +91,26 @@ public enum MountVsock {
             return fail(MountVsockProblem.relayListenFailed(error))
         }
 
-        // 3. The relay process outlives mount(8): fork before any thread.
+        // 3. The relay process outlives mount(8), under a keeper that
+        // starts it again if it dies (RelayKeeper): fork before any thread.
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return fail("pipe: \(String(cString: strerror(errno)))") }
         let child = fork()
         if child < 0 { return fail("fork: \(String(cString: strerror(errno)))") }
         if child == 0 {
+            close(ends[0])
             setsid()
             let null = open("/dev/null", O_RDWR)
             if null >= 0 { dup2(null, 0); dup2(null, 1); dup2(null, 2) }
             _ = chdir("/")
-            relay.serve(listener: listener, directory: directory, export: request.export, relayPort: relayPort)
-            _exit(0)
+            RelayKeeper.run(relay: relay, listener: listener, directory: directory, export: request.export,
+                            relayPort: relayPort, report: ends[1])
         }
+        close(ends[1])
         close(listener)
+        var relayPID: pid_t = 0
+        if read(ends[0], &relayPID, MemoryLayout<pid_t>.size) != MemoryLayout<pid_t>.size { relayPID = child }
+        close(ends[0])
 
         // 4. Mount through the relay; a bare vers=4 tries 4.2, then 4.1,
         // while the kernel answers that the version is not available (as
@@ -111,7 +119,7 @@ public enum MountVsock {
         for options in request.mountOptionAttempts(relayPort: relayPort) {
             let (flags, data) = MountFlags.split(options + ",clientaddr=127.0.0.1")
             if request.verbose {
-                Console.err("mount.vsock: relay 127.0.0.1:\(relayPort) -> vsock \(request.cid):\(request.vsockPort) (pid \(child)); mount -t nfs4 -o \(data) 127.0.0.1:\(request.export) \(directory)\n")
+                Console.err("mount.vsock: relay 127.0.0.1:\(relayPort) -> vsock \(request.cid):\(request.vsockPort) (pid \(relayPID)) kept by pid \(child); mount -t nfs4 -o \(data) 127.0.0.1:\(request.export) \(directory)\n")
             }
             if mount("127.0.0.1:\(request.export)", directory, "nfs4", flags, data) == 0 { return 0 }
             error = errno

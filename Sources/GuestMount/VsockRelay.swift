@@ -96,7 +96,10 @@ public final class VsockRelay: Sendable {
                 let privileged = Self.isPrivileged(client, relay: TCPEndpoint(address: TCPEndpoint.loopback, port: relayPort))
                 guard let host = try? connectHost(privileged: privileged) else { return }
                 defer { close(host) }
-                _ = Forwarder(bufferSize: 256 * 1024, idleTimeout: 0, halfOpenTimeout: 30).run(connection, host)
+                // Writeback goes through here: buffers resident from the start.
+                var forwarder = Forwarder(bufferSize: 256 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
+                forwarder.resident = true
+                _ = forwarder.run(connection, host)
             }
         }
     }

@@ -23,11 +23,14 @@ public struct Forwarder: Sendable {
         let base: UnsafeMutableRawPointer
         let count: Int
 
-        init?(count: Int) {
-            let mapped = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        init?(count: Int, resident: Bool) {
+            let flags = MAP_PRIVATE | MAP_ANONYMOUS | (resident ? MAP_POPULATE : 0)
+            let mapped = mmap(nil, count, PROT_READ | PROT_WRITE, flags, -1, 0)
             guard let mapped, mapped != MAP_FAILED else { return nil }
             base = mapped
             self.count = count
+            // Best effort: RLIMIT_MEMLOCK may refuse; the pages are there.
+            if resident { _ = mlock(mapped, count) }
         }
 
         /// The pages go back to the kernel; the next touch gets zeroed ones.
@@ -48,8 +51,8 @@ public struct Forwarder: Sendable {
         /// Pages touched since they were last given back.
         var touched = false
 
-        init?(size: Int) {
-            guard let pages = Pages(count: size) else { return nil }
+        init?(size: Int, resident: Bool) {
+            guard let pages = Pages(count: size, resident: resident) else { return nil }
             buffer = pages
         }
 
@@ -98,6 +101,10 @@ public struct Forwarder: Sendable {
     /// Seconds of quiet after which an empty connection's buffer pages go
     /// back to the kernel.
     public var trimAfter = 5
+    /// Buffers populated and locked from the start and never given back:
+    /// the guest's relay forwards writeback, and under memory pressure it
+    /// must not need a page to do so.
+    public var resident = false
 
     let bufferSize: Int
     let idleTimeout: Int
@@ -119,7 +126,7 @@ public struct Forwarder: Sendable {
     /// a poll per chunk, and each request or reply crosses with one wakeup.
     public func run(_ a: Int32, _ b: Int32) -> End {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        guard var toB = Pipe(size: bufferSize), var toA = Pipe(size: bufferSize) else {
+        guard var toB = Pipe(size: bufferSize, resident: resident), var toA = Pipe(size: bufferSize, resident: resident) else {
             return .error("cannot map \(bufferSize)-byte buffers: \(String(cString: strerror(errno)))")
         }
         defer { meter?.record(fromA: toB.received, fromB: toA.received) }
@@ -148,7 +155,7 @@ public struct Forwarder: Sendable {
             if timeout <= 0 { return halfOpenSince != nil ? .halfOpenTimeout : .idle }
             // Quiet, empty and holding pages: give them back, or wake up
             // when it is time to.
-            if (toB.touched || toA.touched) && toB.isEmpty && toA.isEmpty {
+            if !resident && (toB.touched || toA.touched) && toB.isEmpty && toA.isEmpty {
                 let quiet = current - lastActivity
                 if quiet >= trimAfter {
                     toB.trim()

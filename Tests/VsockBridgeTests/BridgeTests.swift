@@ -455,10 +455,11 @@ private final class Outcome: Sendable {
     let done = OneShotSignal()
 
     /// Starts a forwarder (64 KiB per direction) between `a` and `b`.
-    static func forwarding(_ a: Int32, _ b: Int32, trimAfter: Int = 5) -> Outcome {
+    static func forwarding(_ a: Int32, _ b: Int32, trimAfter: Int = 5, resident: Bool = false) -> Outcome {
         let outcome = Outcome()
         var configured = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
         configured.trimAfter = trimAfter
+        configured.resident = resident
         let forwarder = configured
         DetachedThread.start {
             let end = forwarder.run(a, b)
@@ -574,6 +575,28 @@ struct ForwarderTests {
         shutdown(outerB, Int32(SHUT_WR))
         #expect(outcome.done.wait(seconds: 10))
         #expect(outcome.end == .closed)
+        for fd in [outerA, innerA, innerB, outerB] { close(fd) }
+    }
+
+    @Test("a resident forwarder (the guest's relay) has its buffers locked from the start and keeps them through quiet")
+    func resident() throws {
+        func lockedKiB() -> Int {
+            let status = (try? FileSystem.readIfExists("/proc/self/status")).map { String(decoding: $0!, as: UTF8.self) } ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmLck:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+        }
+        let before = lockedKiB()
+        let (outerA, innerA) = tcpPair()
+        let (innerB, outerB) = tcpPair()
+        let outcome = Outcome.forwarding(innerA, innerB, trimAfter: 1, resident: true)
+        let up = pattern(100_000, seed: 31)
+        DetachedThread.start { sendAll(outerA, up) }
+        #expect(receive(outerB, up.count) == up)
+        usleep(2_500_000)  // past trimAfter: a resident forwarder gives nothing back
+        #expect(lockedKiB() - before >= 128, "two 64 KiB buffers locked (VmLck \(before) -> \(lockedKiB()) KiB)")
+        shutdown(outerA, Int32(SHUT_WR))
+        shutdown(outerB, Int32(SHUT_WR))
+        #expect(outcome.done.wait(seconds: 10))
         for fd in [outerA, innerA, innerB, outerB] { close(fd) }
     }
 

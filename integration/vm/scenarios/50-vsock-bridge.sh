@@ -12,7 +12,11 @@
 #   4. two hybrid-vsock Unix sockets (socat plays the VMM) configured as
 #      CIDs 7 and 8 each see exactly their own exports;
 #   5. killing the bridge during a large copy and restarting it: the copy
-#      completes and the checksum matches.
+#      completes and the checksum matches;
+#   5b. the guest's relay runs under a keeper, exempt from the OOM killer,
+#      its buffers locked; killed with SIGKILL during a copy, it is started
+#      again on the same port, the copy completes with the same bytes, and
+#      the kernel log says so.
 # Each "guest" mounts from its own network namespace: the NFSv4.1 client
 # merges every mount of one server within a namespace into one client ID
 # and transport (client ID trunking), which on a single test host would mix
@@ -87,7 +91,8 @@ mkdir -p "$W/m1"
 vmt_capture in_ns g1 "${MOUNT_VSOCK[@]}" 1:/vm1 "$W/m1" -o soft,timeo=100,retrans=3 -v
 [ "$VMT_RC" = 0 ] || fail "vsock mount failed"
 relay1=$(sed -n 's/.*relay 127\.0\.0\.1:[0-9]* -> vsock .*(pid \([0-9]*\)).*/\1/p' <<<"$VMT_OUT" | head -n 1)
-[ -n "$relay1" ] || fail "mount.vsock -v named no relay"
+keeper1=$(sed -n 's/.*(pid [0-9]*) kept by pid \([0-9]*\);.*/\1/p' <<<"$VMT_OUT" | head -n 1)
+[ -n "$relay1" ] && [ -n "$keeper1" ] || fail "mount.vsock -v named no relay and keeper"
 grep " $W/m1 " /proc/mounts | sed 's/^/  /'
 echo "over vsock $token" > "$W/m1/f"
 timeout 20 sync -f "$W/m1/f"
@@ -174,8 +179,36 @@ wait "$copier" || true
 assert_eq done "$(cat "$W/copy.status")" "the copy across the bridge restart"
 cmp "$W/src/big" "$R1/vm1/big" || fail "the file on the server differs from the source"
 vmt_note "$COPY_MIB MiB identical on the server (cksum $(cksum < "$R1/vm1/big" | cut -d' ' -f1))"
-vmt_step "6. umount: the relay exits within 10 s"
+vmt_step "5b. the guest's relay: kept alive, and ready for writeback under pressure"
+assert_eq vsock-relay "$(cat /proc/$relay1/comm)" "the relay's name"
+assert_eq vsock-keeper "$(cat /proc/$keeper1/comm)" "the keeper's name"
+assert_eq -1000 "$(cat /proc/$relay1/oom_score_adj)" "the relay is exempt from the OOM killer"
+assert_eq -1000 "$(cat /proc/$keeper1/oom_score_adj)" "so is the keeper"
+locked=$(awk '/^VmLck:/ { print $2 }' /proc/$relay1/status)
+vmt_note "the relay's locked memory: $locked KiB (buffers of its open connections, populated and locked)"
+assert_gt "$locked" 500 "the relay's buffers are locked"
+vmt_note "kill -9 the relay during a $((COPY_MIB / 4)) MiB copy: its keeper starts it again on the same port"
+dmesg -C
+head -c $((COPY_MIB / 4 * 1024 * 1024)) "$W/src/big" > "$W/src/quarter"
+( cp "$W/src/quarter" "$W/m1/quarter" && sync -f "$W/m1/quarter" && echo done > "$W/copy2.status" || echo "failed $?" > "$W/copy2.status" ) &
+copier=$!
+wait_for 120 "the copy to start" sh -c "[ -s '$R1/vm1/quarter' ]"
+sleep 1
+vmt_run kill -9 "$relay1"
+wait_for 10 "the keeper to start a new relay" sh -c "pgrep -P $keeper1 | grep -qvx $relay1"
+relay1b=$(pgrep -P "$keeper1" | grep -vx "$relay1" | head -n 1)
+vmt_note "relay $relay1 killed with $(stat -c %s "$R1/vm1/quarter" 2>/dev/null || echo ?) bytes on the server; the new relay is pid $relay1b"
+assert_ne "$relay1" "$relay1b" "a new relay"
+wait "$copier" || true
+assert_eq done "$(cat "$W/copy2.status")" "the copy across the relay's death"
+cmp "$W/src/quarter" "$R1/vm1/quarter" || fail "the file on the server differs from the source"
+vmt_note "$((COPY_MIB / 4)) MiB identical on the server (cksum $(cksum < "$R1/vm1/quarter" | cut -d' ' -f1))"
+assert_contains "$(dmesg)" "died (killed by signal 9) while its mount needs it; restarting it" "the keeper says so in the kernel log"
+relay1=$relay1b
+
+vmt_step "6. umount: the relay and its keeper exit within 10 s"
 umount "$W/m1"
 wait_for 10 "the relay of 1:/vm1 (pid $relay1) to exit after umount" vmt_pid_gone "$relay1"
+wait_for 10 "its keeper (pid $keeper1) to exit" vmt_pid_gone "$keeper1"
 umount "$W/m2" 2>/dev/null || true
 vmt_step "ok"
