@@ -166,7 +166,7 @@ QEMU_ARGS=(
 )
 t0=$(date +%s)
 vmt_guest_start gb 3 "$HERE/guest.sh" "${QEMU_ARGS[@]}"
-vmt_guest_wait_for gb 400 '@@guest-start'
+vmt_guest_started gb 3 "$HERE/guest.sh" 400 "${QEMU_ARGS[@]}"
 vmt_note "the guest's init ran $(( $(date +%s) - t0 )) s after start"
 vmt_guest_wait gb "$GUEST_TIMEOUT"
 vmt_note "the guest was done $(( $(date +%s) - t0 )) s after start"

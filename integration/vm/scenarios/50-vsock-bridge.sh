@@ -16,7 +16,8 @@
 #   5b. the guest's relay runs under a keeper, exempt from the OOM killer,
 #      its buffers locked; killed with SIGKILL during a copy, it is started
 #      again on the same port, the copy completes with the same bytes, and
-#      the kernel log says so.
+#      the kernel log says so; with a process holding all but 150 MiB of the
+#      VM's available memory, a 48 MiB copy through the mount completes.
 # Each "guest" mounts from its own network namespace: the NFSv4.1 client
 # merges every mount of one server within a namespace into one client ID
 # and transport (client ID trunking), which on a single test host would mix
@@ -205,6 +206,30 @@ cmp "$W/src/quarter" "$R1/vm1/quarter" || fail "the file on the server differs f
 vmt_note "$((COPY_MIB / 4)) MiB identical on the server (cksum $(cksum < "$R1/vm1/quarter" | cut -d' ' -f1))"
 assert_contains "$(dmesg)" "died (killed by signal 9) while its mount needs it; restarting it" "the keeper says so in the kernel log"
 relay1=$relay1b
+
+vmt_note "5c. memory pressure: a process holds all but 150 MiB of this VM's available memory while a copy goes through the mount"
+avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+hog_mib=$(( avail / 1024 - 150 ))
+python3 -c 'import mmap, os, sys, time
+open("/proc/self/oom_score_adj", "w").write("1000")
+size = int(sys.argv[1]) << 20
+m = mmap.mmap(-1, size)
+for offset in range(0, size, 4096): m[offset] = 1
+print("holding", flush=True)
+time.sleep(600)' "$hog_mib" > "$W/hog.out" 2>&1 &
+hog=$!
+vmt_defer "kill $hog 2>/dev/null || true"
+wait_for 120 "the memory hog to dirty $hog_mib MiB" grep -q holding "$W/hog.out"
+vmt_note "held $hog_mib MiB; MemAvailable now $(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo) MiB"
+head -c $((48 * 1024 * 1024)) "$W/src/big" > "$W/src/pressure"
+t0=$(date +%s)
+timeout 300 sh -c "cp '$W/src/pressure' '$W/m1/pressure' && sync -f '$W/m1/pressure'" || fail "the copy under memory pressure did not complete"
+vmt_note "48 MiB copied under memory pressure in $(( $(date +%s) - t0 )) s"
+cmp "$W/src/pressure" "$R1/vm1/pressure" || fail "the file copied under memory pressure differs"
+kill -0 "$relay1" || fail "the relay died under memory pressure"
+vmt_note "the memory hog $(kill -0 "$hog" 2>/dev/null && echo "held on to the end" || echo "was killed meanwhile (the OOM killer's pick: oom_score_adj 1000)")"
+kill "$hog" 2>/dev/null || true
+wait "$hog" 2>/dev/null || true
 
 vmt_step "6. umount: the relay and its keeper exit within 10 s"
 umount "$W/m1"

@@ -81,8 +81,8 @@ vmt_step "boot guests 3 and 4 (nested QEMU, software emulation)"
 t0=$(date +%s)
 vmt_guest_start g3 3 "$W/guest3.sh"
 vmt_guest_start g4 4 "$W/guest4.sh"
-vmt_guest_wait_for g3 300 '@@guest-start'
-vmt_guest_wait_for g4 300 '@@guest-start'
+vmt_guest_started g3 3 "$W/guest3.sh" 300
+vmt_guest_started g4 4 "$W/guest4.sh" 300
 vmt_note "both guests' init ran $(( $(date +%s) - t0 )) s after start (guest 3's at $(tr -d '\r' < "$(vmt_guest_console g3)" | sed -n 's/^@@guest-start //p') s of its uptime)"
 
 vmt_step "4. while both hold their mount: nfsd-control status lists guests 3 and 4"
