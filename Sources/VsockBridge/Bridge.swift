@@ -56,9 +56,17 @@ public final class Bridge: Sendable {
     /// The configuration in force; its limits change on reload (SIGHUP).
     private let live: ThreadLock<BridgeConfiguration>
     public var configuration: BridgeConfiguration { live.withLock { $0 } }
-    /// The listeners being served, and the descriptors of those a reload
-    /// has stopped (their accept loops close them and end).
-    private let listening = ThreadLock<(active: [Listener], stopping: Set<Int32>)>(([], []))
+    /// A listener being served, with the one uid a hybrid socket accepts.
+    struct Served {
+        var listener: Listener
+        var vmmUID: UInt32?
+    }
+
+    /// The listeners being served, those a reload has stopped (the accept
+    /// thread closes them), and a generation that changes with the list.
+    private let listening = ThreadLock<(active: [Served], stopping: [Listener], generation: UInt64, acceptorStarted: Bool)>(([], [], 0, false))
+    /// Written to wake the accept thread when the listener list changes.
+    private let wake: (read: Int32, write: Int32)
     let log: DaemonLog
     private let state = ThreadLock<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
     private let refusals = ThreadLock(RefusalLog())
@@ -68,16 +76,19 @@ public final class Bridge: Sendable {
     public init(configuration: BridgeConfiguration, log: DaemonLog) {
         live = ThreadLock(configuration)
         self.log = log
+        changes = Self.nonBlockingPipe()
+        wake = Self.nonBlockingPipe()
+    }
+
+    /// Both ends non-blocking and close-on-exec; (-1, -1) if pipe fails.
+    private static func nonBlockingPipe() -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
-        if pipe(&ends) == 0 {
-            for fd in ends {
-                _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            }
-        } else {
-            ends = [-1, -1]
+        guard pipe(&ends) == 0 else { return (-1, -1) }
+        for fd in ends {
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
-        changes = (ends[0], ends[1])
+        return (ends[0], ends[1])
     }
 
     /// Open connections per guest CID.
@@ -126,29 +137,49 @@ public final class Bridge: Sendable {
         _ = write(changes.write, &byte, 1)
     }
 
-    /// Starts one accept loop per listener.
+    /// Starts serving listeners: one thread accepts on all of them (a
+    /// host with a hybrid-vsock socket per VM has as many listeners as
+    /// VMs, and a thread each would be a thousand threads waking up).
     public func start(_ listeners: [Listener]) {
         for listener in listeners {
             // Accepted connections inherit the listener's vsock buffer.
             if case .vsock(let fd, _) = listener { SocketTuning.enlargeVsockBuffer(fd) }
-            // Non-blocking, so that the loop can notice it was stopped
-            // (a vsock listener's shutdown does not wake accept).
+            // Non-blocking: accept takes what is pending and no more.
             _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) | O_NONBLOCK)
-            listening.withLock { $0.active.append(listener) }
-            DetachedThread.start { [self] in acceptLoop(listener) }
+        }
+        // A hybrid socket's one legitimate client, fixed when it starts
+        // being served; nil (nobody) for a socket the configuration does
+        // not name.
+        let current = configuration
+        let served = listeners.map { listener -> Served in
+            guard case .unix(_, let path, _) = listener else { return Served(listener: listener, vmmUID: nil) }
+            return Served(listener: listener, vmmUID: current.unixListener(at: path)?.vmmUID)
+        }
+        let first = listening.withLock { state in
+            state.active.append(contentsOf: served)
+            state.generation &+= 1
+            defer { state.acceptorStarted = true }
+            return !state.acceptorStarted
+        }
+        if first {
+            DetachedThread.start { [self] in acceptLoop() }
+        } else {
+            wakeAcceptor()
         }
     }
 
     /// The listeners being served now.
-    public var listeners: [Listener] { listening.withLock { $0.active } }
+    public var listeners: [Listener] { listening.withLock { $0.active.map(\.listener) } }
 
-    /// Stops serving a listener (a reload that dropped it): its accept
-    /// loop closes it within a second; open connections are kept.
+    /// Stops serving a listener (a reload that dropped it): the accept
+    /// thread closes it at once; open connections are kept.
     public func stop(_ listener: Listener) {
         listening.withLock { state in
-            state.active.removeAll { $0.fd == listener.fd }
-            state.stopping.insert(listener.fd)
+            guard let index = state.active.firstIndex(where: { $0.listener.fd == listener.fd }) else { return }
+            state.stopping.append(state.active.remove(at: index).listener)
+            state.generation &+= 1
         }
+        wakeAcceptor()
     }
 
     /// Applies a reloaded configuration's limits and listener lists (the
@@ -172,92 +203,135 @@ public final class Bridge: Sendable {
         }
     }
 
-    /// Waits until the listener is readable; false once it was stopped
-    /// (then it is closed here).
-    private func waitForConnection(_ fd: Int32) -> Bool {
+    private func wakeAcceptor() {
+        guard wake.write >= 0 else { return }
+        var byte: UInt8 = 1
+        // A full pipe already says "look again".
+        _ = write(wake.write, &byte, 1)
+    }
+
+    /// The accept thread: one poll over the wake pipe and every listener;
+    /// each ready listener's pending connections are taken (up to a batch,
+    /// so that one flooding socket cannot starve the others).
+    private func acceptLoop() {
+        var generation: UInt64 = 0
+        var served: [Served] = []
+        var fds: [pollfd] = []
+        var lastResourceLog = 0
         while true {
-            let stopped = listening.withLock { state in
-                guard state.stopping.contains(fd) else { return false }
-                state.stopping.remove(fd)
-                return true
+            let (stopped, changed) = listening.withLock { state -> ([Listener], [Served]?) in
+                let stopped = state.stopping
+                state.stopping = []
+                guard state.generation != generation else { return (stopped, nil) }
+                generation = state.generation
+                return (stopped, state.active)
             }
-            if stopped {
-                close(fd)
-                return false
+            // No longer polled (the list below is rebuilt first): closed here.
+            if let changed {
+                served = changed
+                fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+                    + served.map { pollfd(fd: $0.listener.fd, events: Int16(POLLIN), revents: 0) }
             }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 1000) > 0 { return true }
+            for listener in stopped {
+                close(listener.fd)
+                log.notice("stopped listening on \(listener.name)")
+            }
+            // Without a wake pipe (pipe failed at start), look again each second.
+            let ready = poll(&fds, nfds_t(fds.count), wake.read >= 0 ? -1 : 1000)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                log.error("poll on \(served.count) listeners: \(String(cString: strerror(errno)))")
+                sleep(1)
+                continue
+            }
+            if fds[0].revents != 0 {
+                var sink = [UInt8](repeating: 0, count: 256)
+                while read(wake.read, &sink, sink.count) > 0 {}
+                // The list changed: a stopped listener must not accept
+                // again, so take the new list before accepting anything
+                // (pending connections stay pending meanwhile).
+                continue
+            }
+            for index in served.indices where fds[index + 1].revents != 0 {
+                batch: for _ in 0..<64 {
+                    switch acceptOne(served[index]) {
+                    case .accepted: continue batch
+                    case .none: break batch
+                    case .failed(let error):
+                        // Out of descriptors or memory: every listener is
+                        // stuck alike; say so at most every 10 s and let
+                        // connections end before trying again.
+                        let now = Int(time(nil))
+                        if now - lastResourceLog >= 10 {
+                            log.error("accept on \(served[index].listener.name): \(String(cString: strerror(error)))")
+                            lastResourceLog = now
+                        }
+                        usleep(100_000)
+                        break batch
+                    }
+                }
+            }
         }
     }
 
-    private func acceptLoop(_ listener: Listener) {
-        // A hybrid socket's one legitimate client; nil (nobody) for a
-        // socket the configuration does not name.
-        var vmmUID: UInt32? = nil
-        if case .unix(_, let path, _) = listener { vmmUID = configuration.unixListener(at: path)?.vmmUID }
-        while true {
-            guard waitForConnection(listener.fd) else {
-                log.notice("stopped listening on \(listener.name)")
-                return
+    enum AcceptResult { case accepted, none, failed(Int32) }
+
+    /// Takes one pending connection of a listener and admits or refuses it.
+    private func acceptOne(_ served: Served) -> AcceptResult {
+        switch served.listener {
+        case .vsock(let fd, let port):
+            var storage = [UInt8](repeating: 0, count: 128)
+            var length = socklen_t(storage.count)
+            let connection = storage.withUnsafeMutableBytes { raw in
+                // SAFETY: raw is large enough for any sockaddr_vm.
+                accept(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
             }
-            switch listener {
-            case .vsock(let fd, let port):
-                var storage = [UInt8](repeating: 0, count: 128)
-                var length = socklen_t(storage.count)
-                let connection = storage.withUnsafeMutableBytes { raw in
-                    // SAFETY: raw is large enough for any sockaddr_vm.
-                    accept(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-                }
-                if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
-                    log.error("accept on vsock port \(port): \(String(cString: strerror(errno)))")
-                    sleep(1)
-                    continue
-                }
-                // The host kernel (vhost-vsock) drops guest packets whose
-                // source CID is not the guest's own: the CID is trustworthy.
-                guard let peer = VsockAddress(bytes: Array(storage.prefix(Int(length)))) else {
-                    log.warning("vsock port \(port): a connection without a vsock peer address; closed")
-                    close(connection)
-                    continue
-                }
-                let name = "vsock:\(peer.cid):\(peer.port)"
-                if let refusal = vsockRefusal(of: peer.cid) {
-                    refuse(connection, cid: peer.cid, peer: name, refusal.reason)
-                    continue
-                }
-                admit(connection, cid: peer.cid, privileged: peer.port < 1024, unprivileged: peer.port >= 1024, from: name)
-            case .unix(let fd, let path, let cid):
-                let connection = accept(fd, nil, nil)
-                if connection < 0 {
-                    if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
-                    log.error("accept on \(path): \(String(cString: strerror(errno)))")
-                    sleep(1)
-                    continue
-                }
-                let peer = "vsock:\(cid) via \(path)"
-                // The socket stands for one VM only as long as nobody but
-                // its VMM connects: the file mode keeps other users out,
-                // this check everyone else, root included.
-                guard let vmm = vmmUID else {
-                    refuse(connection, cid: cid, peer: peer, "no hybrid-vsock listener in the configuration names the VMM of \(path)")
-                    continue
-                }
-                let credentials: PeerCredentials
-                do {
-                    credentials = try PeerCredentials(of: connection)
-                } catch {
-                    refuse(connection, cid: cid, peer: peer, "\(error)")
-                    continue
-                }
-                guard credentials.uid == vmm else {
-                    refuse(connection, cid: cid, peer: peer, "pid \(credentials.pid) uid \(credentials.uid) is not the VM's VMM (uid \(vmm))")
-                    continue
-                }
-                // The VMM does not pass the guest's port: unprivileged.
-                admit(connection, cid: cid, privileged: false, unprivileged: false, from: peer)
+            if connection < 0 {
+                if errno == EINTR || errno == ECONNABORTED { return .accepted }
+                return errno == EAGAIN ? .none : .failed(errno)
             }
+            // The host kernel (vhost-vsock) drops guest packets whose
+            // source CID is not the guest's own: the CID is trustworthy.
+            guard let peer = VsockAddress(bytes: Array(storage.prefix(Int(length)))) else {
+                log.warning("vsock port \(port): a connection without a vsock peer address; closed")
+                close(connection)
+                return .accepted
+            }
+            let name = "vsock:\(peer.cid):\(peer.port)"
+            if let refusal = vsockRefusal(of: peer.cid) {
+                refuse(connection, cid: peer.cid, peer: name, refusal.reason)
+                return .accepted
+            }
+            admit(connection, cid: peer.cid, privileged: peer.port < 1024, unprivileged: peer.port >= 1024, from: name)
+        case .unix(let fd, let path, let cid):
+            let connection = accept(fd, nil, nil)
+            if connection < 0 {
+                if errno == EINTR || errno == ECONNABORTED { return .accepted }
+                return errno == EAGAIN ? .none : .failed(errno)
+            }
+            let peer = "vsock:\(cid) via \(path)"
+            // The socket stands for one VM only as long as nobody but
+            // its VMM connects: the file mode keeps other users out,
+            // this check everyone else, root included.
+            guard let vmm = served.vmmUID else {
+                refuse(connection, cid: cid, peer: peer, "no hybrid-vsock listener in the configuration names the VMM of \(path)")
+                return .accepted
+            }
+            let credentials: PeerCredentials
+            do {
+                credentials = try PeerCredentials(of: connection)
+            } catch {
+                refuse(connection, cid: cid, peer: peer, "\(error)")
+                return .accepted
+            }
+            guard credentials.uid == vmm else {
+                refuse(connection, cid: cid, peer: peer, "pid \(credentials.pid) uid \(credentials.uid) is not the VM's VMM (uid \(vmm))")
+                return .accepted
+            }
+            // The VMM does not pass the guest's port: unprivileged.
+            admit(connection, cid: cid, privileged: false, unprivileged: false, from: peer)
         }
+        return .accepted
     }
 
     /// Why a connection is refused before it takes a slot.

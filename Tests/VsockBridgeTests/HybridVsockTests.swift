@@ -90,6 +90,13 @@ private func outcome(of pid: pid_t) -> ChildConnect? {
     return ChildConnect(rawValue: (status >> 8) & 0xFF)
 }
 
+/// This process's threads (/proc/self/status).
+private func threadCount() -> Int {
+    guard let bytes = try? FileSystem.readIfExists("/proc/self/status") else { return -1 }
+    let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Threads:") }
+    return line.flatMap { Int($0.dropFirst("Threads:".count).filter { $0 != " " && $0 != "\t" }) } ?? -1
+}
+
 /// Accepts the bridge's forwarded connection on `server` and returns the
 /// loopback address it came from (-1 and "" if none came in 5 s).
 private func acceptForwarded(_ server: Int32) -> (fd: Int32, source: String) {
@@ -288,6 +295,54 @@ struct HybridSocketTests {
 
         let record = try #require(bridge.guestStatus(now: 0).first { $0.cid == 21 })
         #expect(record.accepted == 1 && record.refused == 1)
+    }
+
+    @Test("one thread accepts on 200 hybrid sockets; a stopped one is closed at once and the others still serve")
+    func manyListenersOneThread() throws {
+        let server = tcpListener()
+        defer { close(server.fd) }
+        let directory = temporaryDirectory()
+        defer { _ = system("rm -rf '\(directory)'") }
+        var configuration = BridgeConfiguration()
+        configuration.targetPort = server.port
+        configuration.unixListeners = (100..<300).map { .init(path: "\(directory)/vm\($0).sock", cid: VsockCID($0)) }
+        let bridge = Bridge(configuration: configuration, log: testLog())
+        let before = threadCount()
+        bridge.start(try BridgeListeners.open(configuration))
+        // A thread per listener, as the accept loops once were, would be
+        // 200; one is expected (other tests running in parallel start
+        // threads of their own meanwhile, hence the margin).
+        #expect(threadCount() - before < 20, "threads for 200 listeners: \(threadCount() - before)")
+        for cid in [100, 177, 299] {
+            let guest = connectUnix("\(directory)/vm\(cid).sock")
+            defer { close(guest) }
+            let forwarded = acceptForwarded(server.fd)
+            #expect(forwarded.source == "127.128.\(cid / 256).\(cid % 256)", "CID \(cid) forwarded")
+            if forwarded.fd >= 0 { close(forwarded.fd) }
+        }
+        let stopped = try #require(bridge.listeners.first { if case .unix(_, _, 177) = $0 { true } else { false } })
+        bridge.stop(stopped)
+        #expect(bridge.listeners.count == 199)
+        // Closed by the accept thread, which wakes for it: connecting gets
+        // ECONNREFUSED well before the old one-second poll would notice.
+        let path = "\(directory)/vm177.sock"
+        var refused = false
+        for _ in 0..<50 where !refused {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = try BridgeListeners.unixAddress(path)
+            let result = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            refused = result != 0 && errno == ECONNREFUSED
+            close(fd)
+            if !refused { usleep(10_000) }
+        }
+        #expect(refused, "the stopped listener is closed within 0.5 s")
+        let guest = connectUnix("\(directory)/vm299.sock")
+        defer { close(guest) }
+        let forwarded = acceptForwarded(server.fd)
+        #expect(forwarded.source == "127.128.1.43", "CID 299 still forwarded (127.128.0.0 + 299)")
+        if forwarded.fd >= 0 { close(forwarded.fd) }
     }
 
     @Test("a socket the configuration does not name serves nobody")
