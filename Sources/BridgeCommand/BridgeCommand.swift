@@ -125,26 +125,29 @@ public struct BridgeCommand: ParsableCommand {
         sigemptyset(&stopSignals)
         for number in [SIGTERM, SIGINT, SIGHUP, GuestRelease.signal] { sigaddset(&stopSignals, number) }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-        var listeners: [Bridge.Listener]
-        var listenersFromSystemd = false
+        let systemdCount = sd_listen_fds(1)
+        if systemdCount <= 0 && configuration.vsockPorts.isEmpty && configuration.unixListeners.isEmpty { configuration.vsockPorts = [2049] }
+        // Before any listener opens (a host with a hybrid-vsock socket per
+        // VM has more of them than the default limit of 1024 descriptors),
+        // and while still root (rpc.nfsd's start), so the hard limit may
+        // rise too.
+        let listenerCount = systemdCount > 0 ? Int(systemdCount) : configuration.vsockPorts.count + configuration.unixListeners.count
         do {
-            listeners = try BridgeListeners.fromSystemd(configuration, count: sd_listen_fds(1))
-            listenersFromSystemd = !listeners.isEmpty
-            if listeners.isEmpty {
-                if configuration.vsockPorts.isEmpty && configuration.unixListeners.isEmpty { configuration.vsockPorts = [2049] }
-                listeners = try BridgeListeners.open(configuration)
-            }
-        } catch {
-            log.error("cannot listen: \(error)")
-            throw ExitCode.failure
-        }
-        // While still root (rpc.nfsd's start), the hard limit may rise too.
-        do {
-            if let raised = try DescriptorBudget(maxConnections: configuration.maxConnections, listeners: listeners.count).apply() {
+            if let raised = try DescriptorBudget(maxConnections: configuration.maxConnections, listeners: listenerCount).apply() {
                 log.info(raised)
             }
         } catch {
             log.error("\(error); not serving vsock")
+            throw ExitCode.failure
+        }
+        var listeners: [Bridge.Listener]
+        var listenersFromSystemd = false
+        do {
+            listeners = try BridgeListeners.fromSystemd(configuration, count: systemdCount)
+            listenersFromSystemd = !listeners.isEmpty
+            if listeners.isEmpty { listeners = try BridgeListeners.open(configuration) }
+        } catch {
+            log.error("cannot listen: \(error)")
             throw ExitCode.failure
         }
         do {

@@ -150,10 +150,10 @@ public final class Bridge: Sendable {
         // A hybrid socket's one legitimate client, fixed when it starts
         // being served; nil (nobody) for a socket the configuration does
         // not name.
-        let current = configuration
+        let configured = configuration.unixListenersByPath
         let served = listeners.map { listener -> Served in
             guard case .unix(_, let path, _) = listener else { return Served(listener: listener, vmmUID: nil) }
-            return Served(listener: listener, vmmUID: current.unixListener(at: path)?.vmmUID)
+            return Served(listener: listener, vmmUID: configured[BridgeConfiguration.pathKey(path)]?.vmmUID)
         }
         let first = listening.withLock { state in
             state.active.append(contentsOf: served)

@@ -104,30 +104,40 @@ public struct BridgeConfiguration: Sendable {
                 throw Problem("hybrid-vsock socket \(listener.path): CID \(cid) has no address in \(mapping) (CIDs up to \(mapping.maxCID))")
             }
         }
-        for (index, first) in unixListeners.enumerated() {
-            for second in unixListeners[(index + 1)...] {
-                if Self.samePath(first.path, second.path) {
-                    throw Problem("hybrid-vsock socket \(first.path) is given twice (\(first.path)=\(first.cid) and \(second.path)=\(second.cid)): one socket carries one VM")
-                }
-                if first.cid == second.cid {
-                    throw Problem("hybrid-vsock sockets \(first.path) and \(second.path) both have CID \(first.cid): mountd would take the two VMs for one guest; give each VM a CID of its own (Firecracker: guest_cid, Cloud Hypervisor: --vsock cid=) and name it here")
-                }
+        // One pass with two tables: a host names a socket per VM, a
+        // thousand of them, and pairs would be half a million.
+        var byPath: [String: UnixListener] = [:]
+        var byCID: [VsockCID: UnixListener] = [:]
+        for listener in unixListeners {
+            if let first = byPath.updateValue(listener, forKey: Self.pathKey(listener.path)) {
+                throw Problem("hybrid-vsock socket \(first.path) is given twice (\(first.path)=\(first.cid) and \(listener.path)=\(listener.cid)): one socket carries one VM")
+            }
+            if let first = byCID.updateValue(listener, forKey: listener.cid) {
+                throw Problem("hybrid-vsock sockets \(first.path) and \(listener.path) both have CID \(first.cid): mountd would take the two VMs for one guest; give each VM a CID of its own (Firecracker: guest_cid, Cloud Hypervisor: --vsock cid=) and name it here")
             }
         }
     }
 
     /// The configured hybrid-vsock listener on `path`, if any.
     public func unixListener(at path: String) -> UnixListener? {
-        unixListeners.first { Self.samePath($0.path, path) }
+        let key = Self.pathKey(path)
+        return unixListeners.first { Self.pathKey($0.path) == key }
+    }
+
+    /// The configured hybrid-vsock listeners by `pathKey`, for callers
+    /// that look up many paths.
+    public var unixListenersByPath: [String: UnixListener] {
+        Dictionary(unixListeners.map { (Self.pathKey($0.path), $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Whether two spellings name the same socket file as far as the text
     /// tells ("//" and "/./" do not count; symbolic links are not followed).
-    static func samePath(_ a: String, _ b: String) -> Bool {
-        func components(_ path: String) -> [Substring] {
-            path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
-        }
-        return components(a) == components(b)
+    static func samePath(_ a: String, _ b: String) -> Bool { pathKey(a) == pathKey(b) }
+
+    /// A path with empty and "." components dropped: equal keys are the
+    /// same file as far as the text tells.
+    static func pathKey(_ path: String) -> String {
+        (path.hasPrefix("/") ? "/" : "") + path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }.joined(separator: "/")
     }
 }
 
@@ -149,19 +159,20 @@ extension BridgeConfiguration {
     public func listenerChanges(serving: [Bridge.Listener]) -> ListenerChanges {
         var changes = ListenerChanges()
         var servedPorts: Set<UInt32> = []
+        let wanted = unixListenersByPath
+        var servedUnix: Set<String> = []
         for listener in serving {
             switch listener {
             case .vsock(_, let port):
                 servedPorts.insert(port)
                 if !vsockPorts.contains(port) { changes.stop.append(listener) }
             case .unix(_, let path, let cid):
-                if !unixListeners.contains(where: { Self.samePath($0.path, path) && $0.cid == cid }) { changes.stop.append(listener) }
+                let key = Self.pathKey(path)
+                if wanted[key]?.cid == cid { servedUnix.insert(key) } else { changes.stop.append(listener) }
             }
         }
         changes.openVsock = vsockPorts.filter { !servedPorts.contains($0) }
-        changes.cannotOpen = unixListeners.filter { unix in
-            !serving.contains { if case .unix(_, let path, let cid) = $0 { Self.samePath(path, unix.path) && cid == unix.cid } else { false } }
-        }
+        changes.cannotOpen = unixListeners.filter { !servedUnix.contains(Self.pathKey($0.path)) }
         return changes
     }
 }

@@ -24,11 +24,11 @@ public enum BridgeListeners {
             // Two spellings of one file (a symbolic link, "..") pass the
             // textual check, and the later listener has replaced the
             // earlier's socket: both paths now lead to the later one.
-            let paths = configuration.unixListeners.map(\.path)
-            let files = paths.map { SocketFile(path: $0) }
-            for (index, file) in files.enumerated() {
-                if let file, let other = files[(index + 1)...].firstIndex(of: file) {
-                    throw SystemError("configure", "hybrid-vsock sockets \(paths[index]) and \(paths[other]) are the same file: one socket carries one VM", errno: EINVAL)
+            var seen: [SocketFile: String] = [:]
+            for path in configuration.unixListeners.map(\.path) {
+                guard let file = SocketFile(path: path) else { continue }
+                if let earlier = seen.updateValue(path, forKey: file) {
+                    throw SystemError("configure", "hybrid-vsock sockets \(earlier) and \(path) are the same file: one socket carries one VM", errno: EINVAL)
                 }
             }
         } catch {
@@ -65,6 +65,8 @@ public enum BridgeListeners {
         guard count > 0 else { return [] }
         try check(configuration)
         var listeners: [Bridge.Listener] = []
+        let configured = configuration.unixListenersByPath
+        var passed: [String: Int32] = [:]
         for fd in systemdFirstFD..<(systemdFirstFD + count) {
             var storage = [UInt8](repeating: 0, count: 128)
             var length = socklen_t(storage.count)
@@ -80,11 +82,10 @@ public enum BridgeListeners {
             let family = Int32(UInt16(storage[0]) | UInt16(storage[1]) << 8)
             if family == AF_UNIX {
                 let path = String(decoding: storage[2..<Int(length)].prefix { $0 != 0 }, as: UTF8.self)
-                guard let unix = configuration.unixListener(at: path) else {
+                guard let unix = configured[BridgeConfiguration.pathKey(path)] else {
                     throw SystemError("configure", "systemd socket \(path): no --unix (or [vsock] unix =) \(path)=CID[:USER] names its VM", errno: EINVAL)
                 }
-                for case .unix(let earlier, let earlierPath, _) in listeners
-                where BridgeConfiguration.samePath(earlierPath, unix.path) {
+                if let earlier = passed.updateValue(fd, forKey: BridgeConfiguration.pathKey(unix.path)) {
                     throw SystemError("configure", "systemd sockets \(earlier) and \(fd) are both \(path): one socket carries one VM", errno: EINVAL)
                 }
                 listeners.append(.unix(fd: fd, path: path, cid: unix.cid))

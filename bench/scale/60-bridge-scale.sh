@@ -99,6 +99,8 @@ vmt_defer ": > /etc/nfs.conf; rm -rf $SOCKDIR"
 vmt_note "/etc/nfs.conf: [vsock] unix = $(( GUESTS + FLOODERS )) sockets ($(wc -c < /etc/nfs.conf) bytes)"
 
 vmt_step "server: rpc.nfsd --vsock 2049 (8 threads per nfsd), mountd"
+# At exit, where the bridge stands (its log lines name up to 1,050 listeners: cut).
+vmt_defer "printf -- '--- tail of /var/log/nfs-vsock-bridge.log\n'; tail -n 30 /var/log/nfs-vsock-bridge.log | cut -c 1-400; p=\$(vmt_bridge_pid) && grep -E '^(State|Threads|VmRSS)' /proc/\$p/status && cat /proc/\$p/wchan; echo"
 vmt_capture "$NFSD" -N 3 -H 127.0.0.1 -G 10 --vsock 2049 8
 [ "$VMT_RC" == 0 ] || fail "rpc.nfsd --vsock 2049 failed"
 vmt_defer "$NFSD 0 >/dev/null"
