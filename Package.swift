@@ -54,8 +54,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
+        // What both ends of the vsock hop share: the byte forwarder, its
+        // meter, socket tuning, the privileged source port search.
+        .target(name: "Forwarding", dependencies: ["CLinux"]),
         // The host bridge for kernels without an AF_VSOCK nfsd transport.
-        .target(name: "VsockBridge", dependencies: ["NFSAdmin", "NFSExports", "CLinux"]),
+        .target(name: "VsockBridge", dependencies: ["Forwarding", "NFSAdmin", "NFSExports"]),
         .target(
             name: "BridgeCommand",
             dependencies: [
@@ -64,9 +67,10 @@ let package = Package(
             ]),
         .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),
         // The guest's mount helper: a loopback relay to the host's vsock port.
-        .target(name: "GuestMount", dependencies: ["VsockBridge", "NFSAdmin", "NFSExports", "CLinux"]),
+        .target(name: "GuestMount", dependencies: ["Forwarding", "NFSAdmin", "NFSExports", "CLinux"]),
         .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
-        // What several test targets share: temporary roots, a loopback listener.
+        // What several test targets share: temporary roots, a loopback listener,
+        // bytes sent and received whole.
         .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "TestSupport"]),
@@ -81,6 +85,7 @@ let package = Package(
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
+        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "NFSAdmin", "TestSupport"]),
         .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Forwarding
 import NFSAdmin
 import NFSExports
-import VsockBridge
 
 /// The guest side of NFS over vsock for stock kernels: a relay listening on
 /// guest loopback TCP that forwards each connection to the host's vsock
@@ -23,38 +23,41 @@ public final class VsockRelay: Sendable {
     /// `secure` check sees the truth.
     public func connectHost(privileged: Bool) throws(SystemError) -> Int32 {
         let target = VsockAddress(cid: cid, port: port)
-        let candidates: [UInt32] = privileged ? Array((512...1023).reversed()) : []
-        for local in candidates + [VsockAddress.anyPort] {
+        func vsockSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
             SocketTuning.enlargeVsockBuffer(fd)
-            if local != VsockAddress.anyPort {
-                let bound = VsockAddress(cid: VsockAddress.anyCID, port: local).withSockaddr { bind(fd, $0, $1) }
-                if bound != 0 {
-                    let error = errno
-                    close(fd)
-                    if error == EADDRINUSE { continue }
-                    // No privilege to bind (EACCES): fall back to an
-                    // unprivileged port; the host decides what that means.
-                    break
-                }
+            return fd
+        }
+        func connectTarget(_ fd: Int32) -> Int32 { target.withSockaddr { Glibc.connect(fd, $0, $1) } }
+        // A port the kernel chose that turns out taken (EADDRINUSE) gets
+        // one more try, except after a refused bind.
+        var retryInUse = true
+        if privileged {
+            let outcome = try PrivilegedPort.connect(
+                socket: vsockSocket,
+                bind: { fd, local in VsockAddress(cid: VsockAddress.anyCID, port: UInt32(local)).withSockaddr { bind(fd, $0, $1) } },
+                connect: connectTarget)
+            switch outcome {
+            case .connected(let fd): return fd
+            case .connectFailed(let error): throw SystemError("connect", target.description, errno: error)
+            case .noFreePort: break
+            // No privilege to bind (EACCES): fall back to an unprivileged
+            // port; the host decides what that means.
+            case .bindFailed: retryInUse = false
             }
-            let connected = target.withSockaddr { Glibc.connect(fd, $0, $1) }
-            if connected == 0 { return fd }
+        }
+        while true {
+            let fd = try vsockSocket()
+            if connectTarget(fd) == 0 { return fd }
             let error = errno
             close(fd)
-            if error == EADDRINUSE { continue }
+            if error == EADDRINUSE && retryInUse {
+                retryInUse = false
+                continue
+            }
             throw SystemError("connect", target.description, errno: error)
         }
-        let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
-        SocketTuning.enlargeVsockBuffer(fd)
-        if target.withSockaddr({ Glibc.connect(fd, $0, $1) }) != 0 {
-            let error = errno
-            close(fd)
-            throw SystemError("connect", target.description, errno: error)
-        }
-        return fd
     }
 
     /// Serves `listener` until no mount and no NFS client needs the relay

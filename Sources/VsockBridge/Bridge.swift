@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Forwarding
 import NFSAdmin
 import NFSExports
 
@@ -523,46 +524,35 @@ enum LoopbackConnector {
         guard case .v4(let sourceValue) = source, case .v4(let targetValue)? = IPAddress(host) else {
             throw SystemError("connect", host, errno: EAFNOSUPPORT)
         }
-        func sockaddrIn(_ value: UInt32, _ port: UInt16) -> sockaddr_in {
+        func withSockaddrIn(_ value: UInt32, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = port.bigEndian
             address.sin_addr.s_addr = value.bigEndian
-            return address
+            return withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    // SAFETY: a complete sockaddr_in, for the call.
+                    body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
         }
-        let ports: [UInt16] = privileged ? Array((512...1023).reversed()) : [0]
-        var lastError = EADDRINUSE
-        for candidate in ports {
+        func tcpSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
             SocketTuning.noDelay(fd)
-            var local = sockaddrIn(sourceValue, candidate)
-            let bound = withUnsafePointer(to: &local) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    // SAFETY: a complete sockaddr_in.
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            if bound != 0 {
-                lastError = errno
-                close(fd)
-                if lastError == EADDRINUSE { continue }
-                throw SystemError("bind", "\(source):\(candidate)", errno: lastError)
-            }
-            var remote = sockaddrIn(targetValue, port)
-            let connected = withUnsafePointer(to: &remote) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    // SAFETY: a complete sockaddr_in.
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            if connected == 0 { return fd }
-            lastError = errno
-            close(fd)
-            // The same 4-tuple may still be in TIME_WAIT: try another port.
-            if lastError == EADDRNOTAVAIL || lastError == EADDRINUSE { continue }
-            throw SystemError("connect", "\(host):\(port) from \(source)", errno: lastError)
+            return fd
         }
-        throw SystemError("bind", "\(source): no free privileged port", errno: lastError)
+        // Unprivileged: port 0 (the kernel's choice) through the same
+        // search, bound to the guest's source address all the same.
+        let outcome = try PrivilegedPort.connect(
+            from: privileged ? PrivilegedPort.range : [0], socket: tcpSocket,
+            bind: { fd, local in withSockaddrIn(sourceValue, local) { bind(fd, $0, $1) } },
+            connect: { fd in withSockaddrIn(targetValue, port) { Glibc.connect(fd, $0, $1) } })
+        switch outcome {
+        case .connected(let fd): return fd
+        case .bindFailed(let local, let error): throw SystemError("bind", "\(source):\(local)", errno: error)
+        case .connectFailed(let error): throw SystemError("connect", "\(host):\(port) from \(source)", errno: error)
+        case .noFreePort(let error): throw SystemError("bind", "\(source): no free privileged port", errno: error)
+        }
     }
 }

@@ -44,3 +44,22 @@ public func tcpListener() -> (fd: Int32, port: UInt16) {
     }
     return (fd, UInt16(bigEndian: address.sin_port))
 }
+
+/// Calls `body` with `address` as a sockaddr and its length.
+public func withSockaddr<T>(_ address: sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    var address = address
+    return withUnsafePointer(to: &address) { pointer in
+        // SAFETY: a complete sockaddr_in, for the call.
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
+/// The address a socket is bound to (getsockname).
+public func localAddress(_ fd: Int32) -> sockaddr_in {
+    var address = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return address
+}

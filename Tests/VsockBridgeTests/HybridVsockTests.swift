@@ -1,5 +1,8 @@
 import Glibc
 import Testing
+// SOCK_STREAM: this test target imports CLinux (BridgeTests), and then
+// Swift sees it only through CLinux.
+import CLinux
 import TestSupport
 import NFSAdmin
 import NFSExports
