@@ -71,6 +71,9 @@ public final class Bridge: Sendable {
     let log: DaemonLog
     private let state = ThreadLock<(total: Int, guests: [VsockCID: GuestRecord])>((0, [:]))
     private let refusals = ThreadLock(RefusalLog())
+    /// A guest's connection lines (connected, closed, ended), limited the
+    /// same way: a flood of accepted connections is two lines each.
+    private let connectionLines = ThreadLock(RefusalLog(what: "connection messages", burst: 20))
     /// Written on every connection change; the status publisher waits on it.
     private let changes: (read: Int32, write: Int32)
 
@@ -441,7 +444,7 @@ public final class Bridge: Sendable {
             return
         }
         let started = DetachedThread.start { [self] in
-            serve(connection, from: source, privileged: privileged, peer: peer, meter: meter)
+            serve(connection, cid: cid, from: source, privileged: privileged, peer: peer, meter: meter)
             release(cid, meter, unprivileged: unprivileged)
             close(connection)
         }
@@ -454,12 +457,21 @@ public final class Bridge: Sendable {
 
     /// Refusals reach the log rate-limited per guest (RefusalLog).
     private func logRefusal(cid: VsockCID, _ message: String) {
+        logLimited(refusals, cid: cid, .warning, message)
+    }
+
+    /// A connection's own lines, rate-limited per guest too.
+    private func logConnection(cid: VsockCID, _ priority: DaemonLog.Priority, _ message: String) {
+        logLimited(connectionLines, cid: cid, priority, message)
+    }
+
+    private func logLimited(_ limit: ThreadLock<RefusalLog>, cid: VsockCID, _ priority: DaemonLog.Priority, _ message: String) {
         let now = Int(time(nil))
-        let line: String? = refusals.withLock { table in
+        let line: String? = limit.withLock { table in
             if table.entries.count > 4096 { table.prune(now: now) }
             return table.line(cid: cid, now: now, message: message)
         }
-        if let line { log.warning(line) }
+        if let line { log.log(priority, line) }
     }
 
     private func release(_ cid: VsockCID, _ meter: ConnectionMeter, unprivileged: Bool) {
@@ -493,26 +505,26 @@ public final class Bridge: Sendable {
 
     /// Forwards one admitted connection; the caller closes `connection`
     /// once it is no longer listed (release).
-    private func serve(_ connection: Int32, from source: IPAddress, privileged: Bool, peer: String, meter: ConnectionMeter) {
+    private func serve(_ connection: Int32, cid: VsockCID, from source: IPAddress, privileged: Bool, peer: String, meter: ConnectionMeter) {
         let outbound: Int32
         do {
             outbound = try LoopbackConnector.connect(from: source, privileged: privileged,
                                                      to: configuration.targetHost, port: configuration.targetPort)
         } catch {
-            log.error("\(peer): cannot reach the NFS server at \(configuration.targetHost):\(configuration.targetPort): \(error)")
+            logConnection(cid: cid, .error, "\(peer): cannot reach the NFS server at \(configuration.targetHost):\(configuration.targetPort): \(error)")
             return
         }
         defer { close(outbound) }
-        log.info("\(peer) connected as \(source) (\(privileged ? "privileged" : "unprivileged") port)")
+        logConnection(cid: cid, .info, "\(peer) connected as \(source) (\(privileged ? "privileged" : "unprivileged") port)")
         var forwarder = Forwarder(bufferSize: configuration.bufferSize, idleTimeout: configuration.idleTimeout,
                                   halfOpenTimeout: configuration.halfOpenTimeout)
         forwarder.meter = meter
         let end = forwarder.run(connection, outbound)
         switch end {
-        case .closed: log.info("\(peer) closed")
-        case .idle: log.info("\(peer) idle for \(configuration.idleTimeout) s; closed")
-        case .halfOpenTimeout: log.info("\(peer) half-open for \(configuration.halfOpenTimeout) s; closed")
-        case .error(let reason): log.info("\(peer) ended: \(reason)")
+        case .closed: logConnection(cid: cid, .info, "\(peer) closed")
+        case .idle: logConnection(cid: cid, .info, "\(peer) idle for \(configuration.idleTimeout) s; closed")
+        case .halfOpenTimeout: logConnection(cid: cid, .info, "\(peer) half-open for \(configuration.halfOpenTimeout) s; closed")
+        case .error(let reason): logConnection(cid: cid, .info, "\(peer) ended: \(reason)")
         }
     }
 }

@@ -1,13 +1,17 @@
-/// How many refusals of one guest reach the log: a guest that opens
-/// connections as fast as it can must not fill the journal (or the log
-/// file of a bridge rpc.nfsd started). Per CID, the first `burst`
-/// refusals of each `window` seconds are logged; the rest are counted and
-/// summed up in one line when the next window's first refusal is logged.
-/// Pure: the caller passes the time. Every refusal is still counted in the
-/// guest's status (refused=).
+/// How many refusals (or other per-connection lines) of one guest reach
+/// the log: a guest that opens connections as fast as it can must not fill
+/// the journal (or the log file of a bridge rpc.nfsd started). Per CID,
+/// the first `burst` lines of each `window` seconds are logged; the rest
+/// are counted and summed up in one line when the next window's first is
+/// logged. Pure: the caller passes the time. Every refusal and connection
+/// is still counted in the guest's status (refused=, accepted=).
 public struct RefusalLog: Sendable {
     public static let burst = 5
     public static let window = 10
+
+    /// What the lines are, for the summing-up ("refusals").
+    let what: String
+    let burst: Int
 
     struct Entry {
         var windowStart: Int
@@ -17,7 +21,10 @@ public struct RefusalLog: Sendable {
 
     var entries: [UInt32: Entry] = [:]
 
-    public init() {}
+    public init(what: String = "refusals", burst: Int = RefusalLog.burst) {
+        self.what = what
+        self.burst = burst
+    }
 
     /// What to log for this refusal of `cid` at `now`: nil when it is to be
     /// suppressed, else the line, with how many were suppressed before it.
@@ -28,11 +35,15 @@ public struct RefusalLog: Sendable {
             let earlier = entry.suppressed
             entry = Entry(windowStart: now, logged: 1, suppressed: 0)
             guard earlier > 0 else { return message }
-            return message + " (and \(earlier) more refusals of guest \(cid) not logged)"
+            return message + " (and \(earlier) more \(what) of guest \(cid) not logged)"
         }
-        guard entry.logged < Self.burst else {
+        // The line after the burst is logged too, saying what follows.
+        if entry.logged == burst {
+            entry.logged += 1
+            return message + " (further \(what) of guest \(cid) in the next \(Self.window) s are counted, not logged)"
+        }
+        guard entry.logged < burst else {
             entry.suppressed += 1
-            if entry.suppressed == 1 { return message + " (further refusals of guest \(cid) in the next \(Self.window) s are counted, not logged)" }
             return nil
         }
         entry.logged += 1
