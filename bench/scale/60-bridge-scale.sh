@@ -18,12 +18,15 @@
 #     stat'ed and unlinked (bench/bridge/metadata.py); throughput in MiB/s,
 #     metadata per file in ms;
 #   - baseline: the active guest alone, before and after the loaded run;
-#   - loaded: BS_GUESTS idle guests (guests.py hold: one connection each,
-#     an NFSv4.1 client each: EXCHANGE_ID, CREATE_SESSION, then SEQUENCE +
-#     PUTROOTFH + GETATTR at once and every BS_INTERVAL s, for BS_SECONDS) while the active guest repeats its workload BS_ROUNDS
-#     times, spread over the hold; the bridge's resident memory, threads and
-#     descriptors, and the kernel's memory (MemAvailable, Slab,
-#     KernelStack), idle and with every guest connected;
+#   - loaded: BS_GUESTS idle guests (guests.py hold: one connection and
+#     one NFSv4.1 client each: EXCHANGE_ID, CREATE_SESSION, then SEQUENCE +
+#     PUTROOTFH + GETATTR at once and every BS_INTERVAL s, for BS_SECONDS)
+#     while the active guest repeats its workload BS_ROUNDS times, spread
+#     over the hold; the bridge's resident memory, threads and descriptors,
+#     and the kernel's memory (MemAvailable, Slab, KernelStack), idle and
+#     with every guest connected; where the VM's CPU goes (the idle
+#     guests' own clients run in this VM, on a real host they run in
+#     theirs) with no guest and with the idle guests;
 #   - hostile: BS_FLOODERS guests (CIDs after the idle ones) opening
 #     connections as fast as one process can for BS_FLOOD_SECONDS (each keeps
 #     its newest 32); meanwhile the active guest mounts afresh and copies
@@ -33,7 +36,7 @@
 # with every guest connected <= 64 MiB, the active guest's throughput under
 # load >= 0.9 of the baseline, and the mount and copy under the flood done.
 #
-# Settings (environment): BS_GUESTS (1000) BS_SECONDS (600) BS_INTERVAL (10)
+# Settings (environment): BS_GUESTS (1000) BS_SECONDS (600) BS_INTERVAL (60)
 # BS_ROUNDS (3) BS_MIB (64) BS_FILES (300) BS_FLOODERS (50)
 # BS_FLOOD_SECONDS (60) BS_ASSERT (0; 1: scenario 58 asserts the goals that do
 # not depend on timing). Output: lines "bridge-scale:" and "goal:" here and
@@ -42,7 +45,7 @@ set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../../integration/vm/lib.sh}"
 vmt_begin
 
-GUESTS=${BS_GUESTS:-1000} SECONDS_=${BS_SECONDS:-600} INTERVAL=${BS_INTERVAL:-10}
+GUESTS=${BS_GUESTS:-1000} SECONDS_=${BS_SECONDS:-600} INTERVAL=${BS_INTERVAL:-60}
 ROUNDS=${BS_ROUNDS:-3} MIB=${BS_MIB:-64} FILES=${BS_FILES:-300}
 FLOODERS=${BS_FLOODERS:-50} FLOOD_SECONDS=${BS_FLOOD_SECONDS:-60}
 for v in GUESTS SECONDS_ INTERVAL ROUNDS MIB FILES FLOODERS FLOOD_SECONDS; do
@@ -72,6 +75,22 @@ bridge_cost() { # "rss KIB threads N fds N"
   local pid=$1
   printf 'rss %s threads %s fds %s' "$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")" \
     "$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status")" "$(ls "/proc/$pid/fd" | wc -l)"
+}
+# CPU ticks (utime + stime) of PIDs (0 for those gone), of the whole VM
+# (all but idle and iowait), and of every nfsd kernel thread.
+ticks_of() { local p t=0 s; for p in "$@"; do s=$(cat "/proc/$p/stat" 2>/dev/null) || continue; s=${s##*) }; t=$(( t + $(awk '{ print $12 + $13 }' <<<"$s") )); done; echo "$t"; }
+vm_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+nfsd_pids() { pgrep -x nfsd || true; }
+# cpu_window SECONDS [HOLDER]: where the VM's CPU goes over a quiet window,
+# in percent of one CPU: "vm B holder H bridge R nfsd N mountd M"
+cpu_window() {
+  local seconds=$1 holder=${2:-} tick v0 h0 b0 n0 m0 v1 h1 b1 n1 m1
+  tick=$(getconf CLK_TCK)
+  v0=$(vm_busy) h0=$(ticks_of $holder) b0=$(ticks_of "$BRIDGE_PID") n0=$(ticks_of $(nfsd_pids)) m0=$(ticks_of "$(vmt_pid mountd)")
+  sleep "$seconds"
+  v1=$(vm_busy) h1=$(ticks_of $holder) b1=$(ticks_of "$BRIDGE_PID") n1=$(ticks_of $(nfsd_pids)) m1=$(ticks_of "$(vmt_pid mountd)")
+  awk -v s="$seconds" -v t="$tick" -v v=$((v1 - v0)) -v h=$((h1 - h0)) -v b=$((b1 - b0)) -v n=$((n1 - n0)) -v m=$((m1 - m0)) \
+    'BEGIN { f = 100 / (s * t); printf "vm %.1f holder %.1f bridge %.1f nfsd %.1f mountd %.1f", v * f, h * f, b * f, n * f, m * f }'
 }
 kernel_mem() { printf 'MemAvailable %s Slab %s KernelStack %s' "$(meminfo MemAvailable)" "$(meminfo Slab)" "$(meminfo KernelStack)"; }
 
@@ -161,6 +180,8 @@ active warmup
 # ------------------------------------------------------------------ baseline
 vmt_step "baseline 1: the active guest alone"
 active base1
+CPU_QUIET=$(cpu_window 20)
+vmt_note "CPU with no guest at all, % of one CPU over 20 s: $CPU_QUIET"
 
 # ------------------------------------------------------------------ loaded
 vmt_step "loaded: $GUESTS idle guests for $SECONDS_ s (a COMPOUND each every $INTERVAL s after setting up its session), the active guest $ROUNDS times"
@@ -174,6 +195,8 @@ sleep 10  # the forwarders' pages of the first calls given back (trimAfter 5 s)
 BRIDGE_LOADED=$(bridge_cost "$BRIDGE_PID") KERNEL_LOADED=$(kernel_mem)
 vmt_note "the bridge with every guest connected: $BRIDGE_LOADED; kernel: $KERNEL_LOADED"
 grep -c "^guest " /run/nfs-vsock-bridge/status | sed 's/^/  guests in the bridge status: /'
+CPU_IDLE_GUESTS=$(cpu_window 30 "$HOLDER")
+vmt_note "CPU with $GUESTS idle guests, % of one CPU over 30 s: $CPU_IDLE_GUESTS"
 PEAK_RSS=0
 sample() {
   local rss
@@ -250,6 +273,7 @@ say "bridge with $GUESTS guests connected: $BRIDGE_LOADED; peak RSS over the hol
 rss0=$(field "$BRIDGE_IDLE" rss) rss1=$(field "$BRIDGE_LOADED" rss)
 say "per idle connection: $(( (rss1 - rss0) / GUESTS )) KiB bridge RSS, $(( ($(field "$KERNEL_IDLE" MemAvailable) - $(field "$KERNEL_LOADED" MemAvailable)) / GUESTS )) KiB of MemAvailable, $(( ($(field "$KERNEL_LOADED" Slab) - $(field "$KERNEL_IDLE" Slab)) / GUESTS )) KiB slab, $(( ($(field "$KERNEL_LOADED" KernelStack) - $(field "$KERNEL_IDLE" KernelStack)) / GUESTS )) KiB kernel stack"
 say "kernel idle: $KERNEL_IDLE; loaded: $KERNEL_LOADED (KiB)"
+say "CPU, % of one CPU (the VM has $(nproc)): no guests: $CPU_QUIET; $GUESTS idle guests: $CPU_IDLE_GUESTS (holder: the idle guests' own NFS clients, which on a real host run in their VMs)"
 while read -r line; do say "active $line"; done < "$OUT/active.txt"  # warmup: untimed in the means
 BW=$(mean_of write_mibs '^base') BR=$(mean_of read_mibs '^base') BM=$(mean_of meta_ms '^base')
 LW=$(mean_of write_mibs '^loaded') LR=$(mean_of read_mibs '^loaded') LM=$(mean_of meta_ms '^loaded')
