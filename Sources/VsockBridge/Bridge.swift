@@ -123,15 +123,27 @@ public final class Bridge: Sendable {
         }
     }
 
-    /// Waits until a connection opens, closes or is refused, or the
-    /// timeout passes.
-    public func waitForChange(timeoutMilliseconds: Int32) {
-        guard changes.read >= 0 else { usleep(UInt32(timeoutMilliseconds) * 1000); return }
-        var pfd = pollfd(fd: changes.read, events: Int16(POLLIN), revents: 0)
-        if poll(&pfd, 1, timeoutMilliseconds) > 0 {
-            var sink = [UInt8](repeating: 0, count: 256)
-            while read(changes.read, &sink, sink.count) > 0 {}
+    /// Bytes carried for every guest so far, both ways (wrapping): it
+    /// moves whenever any guest's bytes do, so the status publisher can
+    /// tell that nothing moved without building the status of every guest.
+    public var bytesCarried: UInt64 {
+        state.withLock { state in
+            state.guests.values.reduce(UInt64(0)) { sum, record in
+                record.meters.values.reduce(sum &+ record.endedFromGuest &+ record.endedToGuest) { $0 &+ $1.bytesFromA &+ $1.bytesFromB }
+            }
         }
+    }
+
+    /// Waits until a connection opens, closes or is refused, a listener
+    /// or the limits change, or the timeout passes; true for a change.
+    @discardableResult
+    public func waitForChange(timeoutMilliseconds: Int32) -> Bool {
+        guard changes.read >= 0 else { usleep(UInt32(timeoutMilliseconds) * 1000); return true }
+        var pfd = pollfd(fd: changes.read, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, timeoutMilliseconds) > 0 else { return false }
+        var sink = [UInt8](repeating: 0, count: 256)
+        while read(changes.read, &sink, sink.count) > 0 {}
+        return true
     }
 
     private func noteChange() {
@@ -170,6 +182,7 @@ public final class Bridge: Sendable {
         } else {
             wakeAcceptor()
         }
+        noteChange()
     }
 
     /// The listeners being served now.
@@ -184,6 +197,7 @@ public final class Bridge: Sendable {
             state.generation &+= 1
         }
         wakeAcceptor()
+        noteChange()
     }
 
     /// Applies a reloaded configuration's limits and listener lists (the
@@ -203,6 +217,7 @@ public final class Bridge: Sendable {
             take("idle-timeout", \.idleTimeout)
             current.vsockPorts = new.vsockPorts
             current.unixListeners = new.unixListeners
+            noteChange()
             return changes
         }
     }
