@@ -79,9 +79,10 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 
-    /// Regular files and symlinks in `directory`, names not starting with
-    /// '.', in version order (as scandir(…, versionsort)).
-    public static func directoryEntries(_ directory: String) throws(SystemError) -> [String]? {
+    /// Regular files and symlinks in `directory` (and its subdirectories'
+    /// names with `directories`), names not starting with '.', in version
+    /// order (as scandir(…, versionsort)); nil if it does not exist.
+    public static func directoryEntries(_ directory: String, directories: Bool = false) throws(SystemError) -> [String]? {
         guard let dir = opendir(directory) else {
             if errno == ENOENT { return nil }
             throw SystemError("opendir", directory, errno: errno)
@@ -90,7 +91,7 @@ public enum FileSystem {
         var names: [String] = []
         while let entry = readdir(dir) {
             let type = entry.pointee.d_type
-            guard type == UInt8(DT_REG) || type == UInt8(DT_LNK) || type == UInt8(DT_UNKNOWN) else { continue }
+            guard type == UInt8(DT_REG) || type == UInt8(DT_LNK) || type == UInt8(DT_UNKNOWN) || (directories && type == UInt8(DT_DIR)) else { continue }
             let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
                 // SAFETY: d_name is a NUL-terminated array inside the dirent.
                 pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }

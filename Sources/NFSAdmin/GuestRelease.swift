@@ -142,14 +142,10 @@ public struct GuestRelease: Sendable {
     /// The NFSv4 clients of nfsd's clients/ directory whose address is
     /// `address` (any port).
     static func clients(under directory: String, of address: String) -> [Client] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
+        guard let names = (try? FileSystem.directoryEntries(directory, directories: true)) ?? nil else { return [] }
         var found: [Client] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard !name.hasPrefix("."), let bytes = try? FileSystem.readIfExists(directory + "/" + name + "/info") else { continue }
+        for name in names {
+            guard let bytes = try? FileSystem.readIfExists(directory + "/" + name + "/info") else { continue }
             let info = ClientInfo(String(decoding: bytes, as: UTF8.self))
             if info.host == address {
                 found.append(Client(directory: directory + "/" + name, label: "\(info.clientID ?? name) \(info.name ?? "?")"))
