@@ -19,9 +19,12 @@ let package = Package(
         // Pure exports(5) engine: parsing, client specs, options, matching,
         // etab formatting. No I/O, no globals, no clock.
         .target(name: "NFSExports"),
+        // What the bridge measures of the ONC RPC stream it forwards: the
+        // record-marking parser, its counts and latency histogram. Pure.
+        .target(name: "RPCMetrics"),
         // The I/O layer the tools share: state directory, etab lock and
         // atomic write, kernel cache channels, the exportability probe.
-        .target(name: "NFSAdmin", dependencies: ["NFSExports", "CLinux"]),
+        .target(name: "NFSAdmin", dependencies: ["NFSExports", "RPCMetrics", "CLinux"]),
         .target(
             name: "ExportfsCommand",
             dependencies: [
@@ -30,7 +33,7 @@ let package = Package(
             ]),
         .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
         // rpc.nfsd: versions, times, listeners (TCP, UDP, AF_VSOCK by fd), threads.
-        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports", "CSystemd"]),
+        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "CSystemd"]),
         .target(
             name: "NfsdControlCommand",
             dependencies: [
@@ -56,9 +59,9 @@ let package = Package(
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
         // What both ends of the vsock hop share: the byte forwarder, its
         // meter, socket tuning, the privileged source port search.
-        .target(name: "Forwarding", dependencies: ["CLinux"]),
+        .target(name: "Forwarding", dependencies: ["RPCMetrics", "CLinux"]),
         // The host bridge for kernels without an AF_VSOCK nfsd transport.
-        .target(name: "VsockBridge", dependencies: ["Forwarding", "NFSAdmin", "NFSExports"]),
+        .target(name: "VsockBridge", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "NFSExports"]),
         .target(
             name: "BridgeCommand",
             dependencies: [
@@ -73,11 +76,11 @@ let package = Package(
         // bytes sent and received whole.
         .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
-        .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "TestSupport"]),
+        .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "TestSupport"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
         .testTarget(name: "MountdTests", dependencies: ["Mountd", "MountdCore", "NFSAdmin", "NFSExports", "TestSupport"]),
-        .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin", "TestSupport"]),
+        .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin", "RPCMetrics", "TestSupport"]),
         // The MOUNT protocol (program 100005, v1 and v3) that mountd serves,
         // over Debian's libtirpc; CMountGlue holds the few lines that must be C
         // (the svc dispatch trampoline and raw-XDR routines).
@@ -85,7 +88,8 @@ let package = Package(
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
-        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "NFSAdmin", "TestSupport"]),
+        .testTarget(name: "RPCMetricsTests", dependencies: ["RPCMetrics", "TestSupport"]),
+        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "TestSupport"]),
         .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
@@ -104,6 +108,7 @@ if Context.environment["NFS_VSOCK_FUZZ"] == "1" {
         ("fuzz-mount-xdr", ["MountProtocol"]),
         ("fuzz-mount-options", ["GuestMount"]),
         ("fuzz-bridge-status", ["NFSAdmin"]),
+        ("fuzz-rpc-stream", ["RPCMetrics"]),
     ]
     package.targets += [
         .systemLibrary(name: "CLibFuzzer", path: "fuzz/Sources/CLibFuzzer"),

@@ -1,10 +1,13 @@
+import RPCMetrics
 import Synchronization
 
-/// Bytes a forwarded connection has carried each way so far: stored by its
-/// Forwarder, read by the bridge's status snapshot.
+/// What a forwarded connection has carried so far: bytes each way and,
+/// when its Forwarder follows the RPC stream, the RPC counts. Stored by
+/// the Forwarder, read by the bridge's status snapshot.
 public final class ConnectionMeter: Sendable {
     private let fromA = Atomic<UInt64>(0)
     private let fromB = Atomic<UInt64>(0)
+    private let calls = Mutex(RPCCounts())
 
     public init() {}
 
@@ -12,9 +15,16 @@ public final class ConnectionMeter: Sendable {
     public var bytesFromA: UInt64 { fromA.load(ordering: .relaxed) }
     /// Bytes read from the second.
     public var bytesFromB: UInt64 { fromB.load(ordering: .relaxed) }
+    /// The RPC counts as of the Forwarder's last round (zero when it does
+    /// not follow the stream).
+    public var rpc: RPCCounts { calls.withLock { $0 } }
 
     func record(fromA a: UInt64, fromB b: UInt64) {
         fromA.store(a, ordering: .relaxed)
         fromB.store(b, ordering: .relaxed)
+    }
+
+    func record(_ counts: RPCCounts) {
+        calls.withLock { $0 = counts }
     }
 }

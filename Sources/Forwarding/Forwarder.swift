@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import RPCMetrics
 
 /// Copies bytes both ways between two connected sockets until both sides
 /// are done, with a bounded buffer per direction: a side that stops reading
@@ -48,6 +49,8 @@ public struct Forwarder: Sendable {
         var writerShut = false
         /// Bytes read so far (for the connection's meter).
         var received: UInt64 = 0
+        /// How many bytes the last fill read: they end at `end`.
+        var lastRead = 0
         /// Pages touched since they were last given back.
         var touched = false
 
@@ -75,11 +78,18 @@ public struct Forwarder: Sendable {
         /// Reads what fits from `fd`; returns an errno on a fatal error.
         mutating func fill(from fd: Int32) -> Int32? {
             compact()
+            lastRead = 0
             // SAFETY: end < buffer.count, so end..<count is inside the mapping.
             let count = read(fd, buffer.base + end, buffer.count - end)
-            if count > 0 { end += count; received &+= UInt64(count); touched = true; return nil }
+            if count > 0 { end += count; lastRead = count; received &+= UInt64(count); touched = true; return nil }
             if count == 0 { readerDone = true; return nil }
             return errno == EAGAIN || errno == EINTR ? nil : errno
+        }
+
+        /// What the last fill read, in place (valid until the next drain).
+        var lastBytes: UnsafeRawBufferPointer {
+            // SAFETY: end - lastRead >= start >= 0 and end <= buffer.count.
+            UnsafeRawBufferPointer(start: buffer.base + (end - lastRead), count: lastRead)
         }
 
         mutating func drain(to fd: Int32) -> Int32? {
@@ -111,6 +121,14 @@ public struct Forwarder: Sendable {
     let halfOpenTimeout: Int
     /// Where the bytes carried each way are published, if anywhere.
     public var meter: ConnectionMeter? = nil
+    /// Follow the ONC RPC stream (`a` the client, `b` the server) and
+    /// publish its counts to `meter`: the bridge does, the guest's relay
+    /// does not. Costs a look at each read's new bytes (record headers
+    /// only; payload is skipped a fragment at a time) and a clock read per
+    /// call and per reply.
+    public var measuresRPC = false
+    /// The most outstanding calls a connection times at once.
+    public var maxOutstandingCalls = RPCStreamParser.defaultMaxOutstanding
 
     public init(bufferSize: Int, idleTimeout: Int, halfOpenTimeout: Int) {
         self.bufferSize = bufferSize
@@ -129,7 +147,12 @@ public struct Forwarder: Sendable {
         guard var toB = Pipe(size: bufferSize, resident: resident), var toA = Pipe(size: bufferSize, resident: resident) else {
             return .error("cannot map \(bufferSize)-byte buffers: \(String(cString: strerror(errno)))")
         }
-        defer { meter?.record(fromA: toB.received, fromB: toA.received) }
+        var rpc = measuresRPC ? RPCStreamParser(maxOutstanding: maxOutstandingCalls) : nil
+        var publishedRevision: UInt64 = 0
+        defer {
+            meter?.record(fromA: toB.received, fromB: toA.received)
+            if let counts = rpc?.counts { meter?.record(counts) }
+        }
         var lastActivity = now()
         var halfOpenSince: Int? = nil
         // Two pollfds in a tuple: no array allocated per round.
@@ -160,6 +183,7 @@ public struct Forwarder: Sendable {
                 if quiet >= trimAfter {
                     toB.trim()
                     toA.trim()
+                    rpc?.trim()
                 } else {
                     timeout = min(timeout, trimAfter - quiet)
                 }
@@ -184,19 +208,27 @@ public struct Forwarder: Sendable {
                 usleep(10_000)
                 continue
             }
-            if let error = step(a, fds.0, inbound: &toB, outbound: &toA, peer: b) { return error }
-            if let error = step(b, fds.1, inbound: &toA, outbound: &toB, peer: a) { return error }
+            if let error = step(a, fds.0, inbound: &toB, outbound: &toA, peer: b, rpc: &rpc, .fromClient) { return error }
+            if let error = step(b, fds.1, inbound: &toA, outbound: &toB, peer: a, rpc: &rpc, .fromServer) { return error }
             meter?.record(fromA: toB.received, fromB: toA.received)
+            if let revision = rpc?.revision, revision != publishedRevision, let counts = rpc?.counts {
+                meter?.record(counts)
+                publishedRevision = revision
+            }
         }
     }
 
-    /// One side's events: read into `inbound` and pass it on to `peer` at
-    /// once; send what `outbound` holds when the side can take it.
-    private func step(_ fd: Int32, _ polled: pollfd, inbound: inout Pipe, outbound: inout Pipe, peer: Int32) -> End? {
+    /// One side's events: read into `inbound`, show the new bytes to
+    /// `rpc` and pass them on to `peer` at once; send what `outbound`
+    /// holds when the side can take it.
+    private func step(_ fd: Int32, _ polled: pollfd, inbound: inout Pipe, outbound: inout Pipe, peer: Int32,
+                      rpc: inout RPCStreamParser?, _ direction: RPCStreamParser.Direction) -> End? {
         let revents = Int32(polled.revents)
         if revents & POLLNVAL != 0 { return .error("descriptor closed") }
         if revents & (POLLIN | POLLHUP | POLLERR) != 0 && Int32(polled.events) & POLLIN != 0 {
             if let error = inbound.fill(from: fd) { return .error(String(cString: strerror(error))) }
+            // The bytes as read, before drain can move them.
+            if inbound.lastRead > 0 { rpc?.consume(inbound.lastBytes, from: direction, clock: Self.monotonicNanoseconds) }
             if !inbound.isEmpty, let error = inbound.drain(to: peer) { return .error(String(cString: strerror(error))) }
         } else if revents & POLLERR != 0 {
             return .error("socket error")
@@ -205,6 +237,13 @@ public struct Forwarder: Sendable {
             if let error = outbound.drain(to: fd) { return .error(String(cString: strerror(error))) }
         }
         return nil
+    }
+
+    /// Round trips need better than the coarse clock's jiffies.
+    private static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
     /// Seconds are all the timeouts need: the coarse clock is read from

@@ -1,10 +1,11 @@
 import NFSExports
+import RPCMetrics
 
 /// What nfs-vsock-bridge publishes about itself for `nfsd-control status`:
 /// its listeners, target and limits, and per guest CID the mapped loopback
-/// address, connections and bytes. The bridge rewrites the file atomically
-/// (temporary file + rename) when something changed, at most a few times a
-/// second; readers tell a stale file (a bridge killed with SIGKILL) by the
+/// address, connections, bytes and RPC counts. The bridge rewrites the
+/// file atomically (temporary file + rename) when something changed, at
+/// most a few times a second; readers tell a stale file (a bridge killed with SIGKILL) by the
 /// pid and process start time it names.
 ///
 /// The file is text, one record per line, words separated by one space and
@@ -19,11 +20,14 @@ import NFSExports
 ///     limits max-per-guest=16 max-connections=1024 idle-timeout=900 max-unprivileged-per-guest=4
 ///     listen vsock 2049
 ///     listen unix /run/vm7.vsock_2049 7
-///     guest 1 127.128.0.1 open=1 accepted=3 refused=0 from-guest=1200 to-guest=5400 last=1763786011
+///     guest 1 127.128.0.1 open=1 accepted=3 refused=0 from-guest=1200 to-guest=5400 last=1763786011 rpc-calls=12 rpc-replies=12 rpc-errors=0 nfs-errors=1 rpc-untimed=0 rpc-unparsed=0 rtt-sum-us=5230 rtt-buckets=9,2,1,0,0,0,0,0,0,0,0,0,0,0
 ///
 /// `pid` carries the process start time (field 22 of /proc/PID/stat) so a
 /// reused pid is not mistaken for the bridge. Times are seconds since the
 /// epoch. Readers ignore lines and `key=value` fields they do not know.
+/// The `rpc-`, `nfs-` and `rtt-` fields (RPCCounts; the round trips per
+/// bucket of RPCLatency.boundsMicroseconds, +Inf last) are missing from
+/// the files of bridges that did not count RPCs.
 public struct BridgeStatus: Sendable, Equatable {
     public static let header = "nfs-vsock-bridge-status"
     public static let version = 1
@@ -48,9 +52,11 @@ public struct BridgeStatus: Sendable, Equatable {
         public var bytesToGuest: UInt64
         /// Seconds since the epoch; 0 if nothing happened yet.
         public var lastActivity: Int
+        /// Over all its connections; nil from a bridge that did not count.
+        public var rpc: RPCCounts?
 
         public init(cid: UInt32, address: String, open: Int = 0, accepted: Int = 0, refused: Int = 0,
-                    bytesFromGuest: UInt64 = 0, bytesToGuest: UInt64 = 0, lastActivity: Int = 0) {
+                    bytesFromGuest: UInt64 = 0, bytesToGuest: UInt64 = 0, lastActivity: Int = 0, rpc: RPCCounts? = nil) {
             self.cid = cid
             self.address = address
             self.open = open
@@ -59,6 +65,7 @@ public struct BridgeStatus: Sendable, Equatable {
             self.bytesFromGuest = bytesFromGuest
             self.bytesToGuest = bytesToGuest
             self.lastActivity = lastActivity
+            self.rpc = rpc
         }
     }
 
@@ -113,7 +120,7 @@ public struct BridgeStatus: Sendable, Equatable {
         for guest in guests {
             lines.append("guest \(guest.cid) \(word(guest.address)) open=\(guest.open) accepted=\(guest.accepted) "
                          + "refused=\(guest.refused) from-guest=\(guest.bytesFromGuest) to-guest=\(guest.bytesToGuest) "
-                         + "last=\(guest.lastActivity)")
+                         + "last=\(guest.lastActivity)" + (guest.rpc.map(Self.rpcFields) ?? ""))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -155,6 +162,20 @@ public struct BridgeStatus: Sendable, Equatable {
                 guard let value = UInt64(raw) else { throw fail("\(key): \(name)=\(raw) is not a number") }
                 return value
             }
+            func latency() throws(Problem) -> RPCLatency {
+                let sum = try counter("rtt-sum-us")
+                guard let raw = fields["rtt-buckets"] else {
+                    var none = RPCLatency()
+                    none.sumMicroseconds = sum
+                    return none
+                }
+                let words = raw.split(separator: ",", omittingEmptySubsequences: false)
+                let counts = words.compactMap { UInt64($0) }
+                guard counts.count == words.count, let latency = RPCLatency(buckets: counts, sumMicroseconds: sum) else {
+                    throw fail("\(key): rtt-buckets=\(raw) is not \(RPCLatency.bucketCount) numbers")
+                }
+                return latency
+            }
             switch key {
             case "pid":
                 guard let pid = Int32(try text(1)), pid > 0 else { throw fail("pid: expected a process id") }
@@ -185,10 +206,18 @@ public struct BridgeStatus: Sendable, Equatable {
                 }
             case "guest":
                 guard let cid = UInt32(try text(1)) else { throw fail("guest: bad CID") }
+                var rpc: RPCCounts? = nil
+                if fields["rpc-calls"] != nil {
+                    rpc = RPCCounts(
+                        calls: try counter("rpc-calls"), replies: try counter("rpc-replies"),
+                        rpcErrors: try counter("rpc-errors"), nfsErrors: try counter("nfs-errors"),
+                        untimedCalls: try counter("rpc-untimed"), unparsedConnections: try counter("rpc-unparsed"),
+                        latency: try latency())
+                }
                 status.guests.append(Guest(
                     cid: cid, address: try text(2), open: try field("open"), accepted: try field("accepted"),
                     refused: try field("refused"), bytesFromGuest: try counter("from-guest"),
-                    bytesToGuest: try counter("to-guest"), lastActivity: try field("last")))
+                    bytesToGuest: try counter("to-guest"), lastActivity: try field("last"), rpc: rpc))
             default:
                 continue
             }
@@ -197,6 +226,13 @@ public struct BridgeStatus: Sendable, Equatable {
         guard sawPID else { throw Problem(line: 1, message: "no pid line") }
         status.guests.sort { $0.cid < $1.cid }
         return status
+    }
+
+    /// A guest's RPC counts as `key=value` fields, each with a space before.
+    private static func rpcFields(_ rpc: RPCCounts) -> String {
+        " rpc-calls=\(rpc.calls) rpc-replies=\(rpc.replies) rpc-errors=\(rpc.rpcErrors) nfs-errors=\(rpc.nfsErrors)"
+            + " rpc-untimed=\(rpc.untimedCalls) rpc-unparsed=\(rpc.unparsedConnections)"
+            + " rtt-sum-us=\(rpc.latency.sumMicroseconds) rtt-buckets=\(rpc.latency.perBucket.map(String.init).joined(separator: ","))"
     }
 
     private static func keyValues(_ words: ArraySlice<String>) -> [String: String] {

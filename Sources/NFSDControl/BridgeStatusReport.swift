@@ -1,4 +1,5 @@
 import NFSAdmin
+import RPCMetrics
 
 /// The bridge part of `nfsd-control status`: what the bridge published in
 /// its status file, checked against the running processes.
@@ -73,12 +74,18 @@ public struct BridgeStatusReport: Sendable, Equatable {
             + ", \(status.maxConnections) in total, "
             + "idle timeout \(status.idleTimeout == 0 ? "none" : "\(status.idleTimeout) s")\n"
         guard !status.guests.isEmpty else { return out + "  guests:   none yet\n" }
-        let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST", "LAST ACTIVITY"]
+        let header = ["CID", "ADDRESS", "OPEN", "ACCEPTED", "REFUSED", "FROM GUEST", "TO GUEST",
+                      "CALLS", "RPC ERR", "NFS ERR", "RTT", "LAST ACTIVITY"]
         var rows = [header]
         for guest in status.guests {
+            // A bridge that did not count RPCs: dashes.
+            let rpc = guest.rpc.map { rpc in
+                [String(rpc.calls), String(rpc.rpcErrors), String(rpc.nfsErrors),
+                 rpc.latency.count == 0 ? "-" : Self.roundTrip(rpc.latency.sumMicroseconds / rpc.latency.count)]
+            } ?? ["-", "-", "-", "-"]
             rows.append([String(guest.cid), safe(guest.address), String(guest.open), String(guest.accepted),
-                         String(guest.refused), Self.bytes(guest.bytesFromGuest), Self.bytes(guest.bytesToGuest),
-                         guest.lastActivity == 0 ? "-" : "\(Self.duration(now - guest.lastActivity)) ago"])
+                         String(guest.refused), Self.bytes(guest.bytesFromGuest), Self.bytes(guest.bytesToGuest)]
+                        + rpc + [guest.lastActivity == 0 ? "-" : "\(Self.duration(now - guest.lastActivity)) ago"])
         }
         var widths = header.map(\.count)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
@@ -87,11 +94,45 @@ public struct BridgeStatusReport: Sendable, Equatable {
             let cells = row.enumerated().map { index, cell in
                 let pad = String(repeating: " ", count: widths[index] - cell.count)
                 // Numbers right-aligned, words left-aligned.
-                return (2...6).contains(index) ? pad + cell : cell + pad
+                return (2...10).contains(index) ? pad + cell : cell + pad
             }
             out += "    " + cells.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
         }
+        let unparsed = status.guests.compactMap { guest -> String? in
+            guard let count = guest.rpc?.unparsedConnections, count > 0 else { return nil }
+            return "guest \(guest.cid) (\(count) connection\(count == 1 ? "" : "s"))"
+        }
+        if !unparsed.isEmpty {
+            out += "  not RPC:  \(unparsed.joined(separator: ", ")): forwarded, not counted\n"
+        }
         return out
+    }
+
+    /// A mean round trip: "0.4 ms", "12 ms", "1.5 s".
+    static func roundTrip(_ microseconds: UInt64) -> String {
+        if microseconds < 9_950 {
+            let tenths = (microseconds + 50) / 100
+            return "\(tenths / 10).\(tenths % 10) ms"
+        }
+        if microseconds < 999_500 { return "\((microseconds + 500) / 1000) ms" }
+        let tenths = (microseconds + 50_000) / 100_000
+        return "\(tenths / 10).\(tenths % 10) s"
+    }
+
+    /// `value / unit` as a decimal without trailing zeros: (500, per:
+    /// 1_000_000) is "0.0005", (2_000_000, per: 1_000_000) is "2".
+    static func decimal(_ value: UInt64, per unit: UInt64) -> String {
+        let whole = value / unit
+        var fraction = value % unit
+        guard fraction != 0 else { return String(whole) }
+        var digits = ""
+        var scale = unit
+        while scale > 1 && fraction != 0 {
+            scale /= 10
+            digits += String(fraction / scale)
+            fraction %= scale
+        }
+        return "\(whole).\(digits)"
     }
 
     /// "512 B", "1.5 KiB", "12.3 MiB", ...
@@ -136,7 +177,8 @@ public struct BridgeStatusReport: Sendable, Equatable {
                 "{\"cid\": \(guest.cid), \"address\": \(JSONText.quote(guest.address)), \"open\": \(guest.open), "
                     + "\"accepted\": \(guest.accepted), \"refused\": \(guest.refused), "
                     + "\"bytesFromGuest\": \(guest.bytesFromGuest), \"bytesToGuest\": \(guest.bytesToGuest), "
-                    + "\"lastActivity\": \(guest.lastActivity == 0 ? "null" : String(guest.lastActivity))}"
+                    + "\"lastActivity\": \(guest.lastActivity == 0 ? "null" : String(guest.lastActivity)), "
+                    + "\"rpc\": \(guest.rpc.map(Self.rpcJSON) ?? "null")}"
             }
             members = "\"running\": true, \"pid\": \(status.pid), \"statusFile\": \(path), \"started\": \(status.started), "
                 + "\"target\": \(JSONText.quote(status.target)), \"loopbackBlock\": \(JSONText.quote(status.loopbackBlock)), "
@@ -155,6 +197,18 @@ public struct BridgeStatusReport: Sendable, Equatable {
             members += ", \"unverifiedPidFile\": {\"path\": \(JSONText.quote(unverifiedPIDFile.path)), \"pid\": \(unverifiedPIDFile.pid)}"
         }
         return "{" + members + "}"
+    }
+
+    /// A guest's `"rpc"` object: the counts, and the round trips with
+    /// each bucket's own count and upper bound in milliseconds (null: +Inf).
+    static func rpcJSON(_ rpc: RPCCounts) -> String {
+        let bounds = RPCLatency.boundsMicroseconds.map { decimal($0, per: 1000) } + ["null"]
+        let buckets = zip(bounds, rpc.latency.perBucket).map { bound, count in "{\"upToMilliseconds\": \(bound), \"count\": \(count)}" }
+        return "{\"calls\": \(rpc.calls), \"replies\": \(rpc.replies), \"rpcErrors\": \(rpc.rpcErrors), "
+            + "\"nfsErrors\": \(rpc.nfsErrors), \"untimedCalls\": \(rpc.untimedCalls), "
+            + "\"unparsedConnections\": \(rpc.unparsedConnections), "
+            + "\"latency\": {\"count\": \(rpc.latency.count), \"sumMicroseconds\": \(rpc.latency.sumMicroseconds), "
+            + "\"buckets\": [\(buckets.joined(separator: ", "))]}}"
     }
 }
 

@@ -4,6 +4,7 @@ import Glibc
 import Forwarding
 import NFSAdmin
 import NFSExports
+import RPCMetrics
 
 /// The host side of NFS over vsock on kernels without an AF_VSOCK nfsd
 /// transport: accepts guest connections (AF_VSOCK, or hybrid-vsock Unix
@@ -43,6 +44,8 @@ public final class Bridge: Sendable {
         /// Bytes of connections that have ended.
         var endedFromGuest: UInt64 = 0
         var endedToGuest: UInt64 = 0
+        /// RPC counts of connections that have ended.
+        var endedRPC = RPCCounts()
         var meters: [ObjectIdentifier: ConnectionMeter] = [:]
         /// The guest side of each open connection (same keys as meters):
         /// a release shuts them down. Removed before the descriptor is
@@ -100,8 +103,8 @@ public final class Bridge: Sendable {
         state.withLock { state in state.guests.compactMapValues { $0.open > 0 ? $0.open : nil } }
     }
 
-    /// Per guest: mapped address, connections, bytes each way, last
-    /// activity (`now`, seconds since the epoch, marks guests whose byte
+    /// Per guest: mapped address, connections, bytes each way, RPC counts,
+    /// last activity (`now`, seconds since the epoch, marks guests whose byte
     /// counts moved since the previous snapshot).
     public func guestStatus(now: Int) -> [BridgeStatus.Guest] {
         state.withLock { state in
@@ -109,6 +112,8 @@ public final class Bridge: Sendable {
             for (cid, record) in state.guests {
                 let fromGuest = record.meters.values.reduce(record.endedFromGuest) { $0 &+ $1.bytesFromA }
                 let toGuest = record.meters.values.reduce(record.endedToGuest) { $0 &+ $1.bytesFromB }
+                var rpc = record.endedRPC
+                for meter in record.meters.values { rpc += meter.rpc }
                 if fromGuest &+ toGuest != record.seenBytes {
                     state.guests[cid]?.seenBytes = fromGuest &+ toGuest
                     state.guests[cid]?.lastActivity = now
@@ -117,7 +122,7 @@ public final class Bridge: Sendable {
                     cid: cid, address: configuration.mapping.address(of: cid).map { "\($0)" } ?? "-",
                     open: record.open, accepted: record.accepted, refused: record.refused,
                     bytesFromGuest: fromGuest, bytesToGuest: toGuest,
-                    lastActivity: state.guests[cid]?.lastActivity ?? record.lastActivity))
+                    lastActivity: state.guests[cid]?.lastActivity ?? record.lastActivity, rpc: rpc))
             }
             return result.sorted { $0.cid < $1.cid }
         }
@@ -498,6 +503,7 @@ public final class Bridge: Sendable {
             if unprivileged { record.openUnprivileged -= 1 }
             record.endedFromGuest &+= meter.bytesFromA
             record.endedToGuest &+= meter.bytesFromB
+            record.endedRPC += meter.rpc
             record.meters[ObjectIdentifier(meter)] = nil
             record.sockets[ObjectIdentifier(meter)] = nil
             record.lastActivity = now
@@ -534,6 +540,7 @@ public final class Bridge: Sendable {
         var forwarder = Forwarder(bufferSize: configuration.bufferSize, idleTimeout: configuration.idleTimeout,
                                   halfOpenTimeout: configuration.halfOpenTimeout)
         forwarder.meter = meter
+        forwarder.measuresRPC = true
         let end = forwarder.run(connection, outbound)
         switch end {
         case .closed: logConnection(cid: cid, .info, "\(peer) closed")

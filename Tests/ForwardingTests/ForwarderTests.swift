@@ -2,6 +2,7 @@ import Glibc
 import Testing
 import Forwarding
 import NFSAdmin
+import RPCMetrics
 import Synchronization
 import TestSupport
 
@@ -33,12 +34,26 @@ private final class Outcome: Sendable {
     var end: Forwarder.End? { ended.withLock { $0 } }
     let done = OneShotSignal()
 
-    /// Starts a forwarder (64 KiB per direction) between `a` and `b`.
-    static func forwarding(_ a: Int32, _ b: Int32, trimAfter: Int = 5, resident: Bool = false) -> Outcome {
+    /// Both outer ends stop sending: the forwarder ends cleanly. Then
+    /// `descriptors` are closed.
+    func expectClosed(_ outerA: Int32, _ outerB: Int32, closing descriptors: [Int32]) {
+        shutdown(outerA, Int32(SHUT_WR))
+        shutdown(outerB, Int32(SHUT_WR))
+        #expect(done.wait(seconds: 10))
+        #expect(end == .closed)
+        for fd in descriptors { close(fd) }
+    }
+
+    /// Starts a forwarder (64 KiB per direction) between `a` and `b`;
+    /// with `meter`, following the RPC stream if `measuresRPC`.
+    static func forwarding(_ a: Int32, _ b: Int32, trimAfter: Int = 5, resident: Bool = false,
+                           meter: ConnectionMeter? = nil, measuresRPC: Bool = false) -> Outcome {
         let outcome = Outcome()
         var configured = Forwarder(bufferSize: 64 * 1024, idleTimeout: 0, halfOpenTimeout: 30)
         configured.trimAfter = trimAfter
         configured.resident = resident
+        configured.meter = meter
+        configured.measuresRPC = measuresRPC
         let forwarder = configured
         DetachedThread.start {
             let end = forwarder.run(a, b)
@@ -101,11 +116,7 @@ struct ForwarderTests {
             if round == 0 { usleep(2_500_000) }
         }
         #expect(!outcome.done.wait(seconds: 0), "the forwarder ended on a quiet connection")
-        shutdown(outerA, Int32(SHUT_WR))
-        shutdown(outerB, Int32(SHUT_WR))
-        #expect(outcome.done.wait(seconds: 10))
-        #expect(outcome.end == .closed)
-        for fd in [outerA, innerA, innerB, outerB] { close(fd) }
+        outcome.expectClosed(outerA, outerB, closing: [outerA, innerA, innerB, outerB])
     }
 
     @Test("a resident forwarder (the guest's relay) has its buffers locked from the start and keeps them through quiet")
@@ -137,6 +148,38 @@ struct ForwarderTests {
         shutdown(outerB, Int32(SHUT_WR))
         #expect(outcome.done.wait(seconds: 10))
         for fd in [outerA, innerA, innerB, outerB] { close(fd) }
+    }
+
+    @Test("following the RPC stream (the bridge; not the guest's relay): counted, and garbage stops the counting, never the bytes",
+          arguments: [true, false])
+    func rpcCounts(measuresRPC: Bool) throws {
+        let (outerA, innerA) = unixPair()
+        let (innerB, outerB) = unixPair()
+        let meter = ConnectionMeter()
+        let outcome = Outcome.forwarding(innerA, innerB, meter: meter, measuresRPC: measuresRPC)
+        let call = RPCMessage.record(RPCMessage.call(xid: 1))
+        let reply = RPCMessage.record(RPCMessage.reply(xid: 1, results: RPCMessage.words([2])))  // NFS4ERR_NOENT
+        func exchange() {
+            sendAll(outerA, call)
+            #expect(receive(outerB, call.count) == call)
+            sendAll(outerB, reply)
+            #expect(receive(outerA, reply.count) == reply)
+        }
+        exchange()
+        for _ in 0..<200 where measuresRPC && meter.rpc.replies < 1 { usleep(10_000) }
+        var counted = meter.rpc
+        #expect(counted == (measuresRPC ? RPCCounts(calls: 1, replies: 1, nfsErrors: 1, latency: counted.latency) : RPCCounts()))
+        #expect(counted.latency.count == (measuresRPC ? 1 : 0))
+        // A record with msg_type 9, payload, and a call: all of it crosses.
+        let garbage = RPCMessage.record(RPCMessage.words([2, 9])) + pattern(300_000, seed: 5) + call
+        DetachedThread.start { sendAll(outerA, garbage) }
+        #expect(receive(outerB, garbage.count) == garbage)
+        exchange()
+        for _ in 0..<200 where measuresRPC && meter.rpc.unparsedConnections < 1 { usleep(10_000) }
+        counted = meter.rpc
+        #expect(counted.unparsedConnections == (measuresRPC ? 1 : 0))
+        #expect(counted.calls == (measuresRPC ? 1 : 0) && counted.replies == (measuresRPC ? 1 : 0), "nothing counted after garbage")
+        outcome.expectClosed(outerA, outerB, closing: [outerA, innerA, innerB, outerB])
     }
 
     @Test("a peer that goes away mid-stream ends the connection with an error, not the process with SIGPIPE")

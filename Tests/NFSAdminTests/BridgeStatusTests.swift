@@ -1,6 +1,10 @@
 import Glibc
 import Testing
 @testable import NFSAdmin
+import RPCMetrics
+
+private let rpc = RPCCounts(calls: 12, replies: 11, rpcErrors: 1, nfsErrors: 3, untimedCalls: 2, unparsedConnections: 1,
+                            latency: RPCLatency(buckets: [6, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], sumMicroseconds: 7_005_230)!)
 
 private let sample = BridgeStatus(
     pid: 1234, processStart: 4_567_890, started: 1_763_786_000, target: "127.0.0.1:2049",
@@ -8,7 +12,7 @@ private let sample = BridgeStatus(
     listeners: [.vsock(port: 2049), .unix(path: "/run/vm 7\\x.vsock_2049", cid: 7)],
     guests: [
         .init(cid: 1, address: "127.128.0.1", open: 2, accepted: 5, refused: 0,
-              bytesFromGuest: 1200, bytesToGuest: 5_400_000_000, lastActivity: 1_763_786_011),
+              bytesFromGuest: 1200, bytesToGuest: 5_400_000_000, lastActivity: 1_763_786_011, rpc: rpc),
         .init(cid: 7, address: "127.128.0.7", open: 4, accepted: 4, refused: 3, lastActivity: 1_763_786_012),
     ])
 
@@ -25,7 +29,9 @@ struct BridgeStatusTests {
             limits max-per-guest=16 max-connections=1024 idle-timeout=900
             listen vsock 2049
             listen unix /run/vm\\0407\\134x.vsock_2049 7
-            guest 1 127.128.0.1 open=2 accepted=5 refused=0 from-guest=1200 to-guest=5400000000 last=1763786011
+            guest 1 127.128.0.1 open=2 accepted=5 refused=0 from-guest=1200 to-guest=5400000000 last=1763786011 \
+            rpc-calls=12 rpc-replies=11 rpc-errors=1 nfs-errors=3 rpc-untimed=2 rpc-unparsed=1 rtt-sum-us=7005230 \
+            rtt-buckets=6,2,1,0,0,0,0,0,0,0,0,0,0,1
             guest 7 127.128.0.7 open=4 accepted=4 refused=3 from-guest=0 to-guest=0 last=1763786012
 
             """)
@@ -58,6 +64,23 @@ struct BridgeStatusTests {
         #expect(status.text.contains("limits max-per-guest=16 max-connections=1024 idle-timeout=900 max-unprivileged-per-guest=4\n"))
         #expect(try BridgeStatus.parse(status.text) == status)
         #expect(try BridgeStatus.parse(sample.text).maxUnprivilegedPerGuest == nil)
+    }
+
+    @Test("RPC counts: nil for a guest line without them (an older bridge's), zeros for fields left out")
+    func rpcFields() throws {
+        let text = """
+            nfs-vsock-bridge-status 1
+            pid 77
+            guest 3 127.128.0.3 open=1 accepted=1 refused=0 from-guest=10 to-guest=20 last=5
+            guest 4 127.128.0.4 open=1 rpc-calls=2 nfs-errors=1
+
+            """
+        let status = try BridgeStatus.parse(text)
+        #expect(status.guests[0].rpc == nil && status.guests[0].bytesToGuest == 20)
+        #expect(status.guests[1].rpc == RPCCounts(calls: 2, nfsErrors: 1))
+        #expect(try BridgeStatus.parse(status.text) == status)
+        #expect(status.text.contains("guest 3 127.128.0.3 open=1 accepted=1 refused=0 from-guest=10 to-guest=20 last=5\n"),
+                "no RPC fields written for a guest that has none")
     }
 
     @Test("unknown lines and fields are skipped; guests come out sorted by CID")
@@ -96,6 +119,9 @@ struct BridgeStatusTests {
         ("nfs-vsock-bridge-status 1\npid x\n", "line 2: pid"),
         ("nfs-vsock-bridge-status 1\npid 1\nguest 1 127.128.0.1 open=many\n", "line 3: guest: open=many"),
         ("nfs-vsock-bridge-status 1\npid 1\nlisten vsock\n", "line 3: listen"),
+        ("nfs-vsock-bridge-status 1\npid 1\nguest 1 - rpc-calls=x\n", "line 3: guest: rpc-calls=x is not a number"),
+        ("nfs-vsock-bridge-status 1\npid 1\nguest 1 - rpc-calls=1 rtt-buckets=1,2,3\n", "line 3: guest: rtt-buckets=1,2,3 is not 14 numbers"),
+        ("nfs-vsock-bridge-status 1\npid 1\nguest 1 - rpc-calls=1 rtt-buckets=0,0,0,0,0,0,0,0,0,0,0,0,0,\n", "is not 14 numbers"),
     ])
     func broken(text: String, message: String) {
         do {

@@ -4,6 +4,10 @@ import Glibc
 import Testing
 import NFSAdmin
 @testable import NFSDControl
+import RPCMetrics
+
+private let rpc = RPCCounts(calls: 1234, replies: 1230, rpcErrors: 2, nfsErrors: 17, untimedCalls: 4, unparsedConnections: 1,
+                            latency: RPCLatency(buckets: [100, 300, 400, 150, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0], sumMicroseconds: 1_234_000)!)
 
 private let status = BridgeStatus(
     pid: 321, processStart: 99, started: 1000, target: "127.0.0.1:2049", loopbackBlock: "127.128.0.0/9",
@@ -11,9 +15,20 @@ private let status = BridgeStatus(
     listeners: [.vsock(port: 2049), .unix(path: "/run/vm7.vsock_2049", cid: 7)],
     guests: [
         .init(cid: 1, address: "127.128.0.1", open: 1, accepted: 3, refused: 0,
-              bytesFromGuest: 1536, bytesToGuest: 20_971_520, lastActivity: 1295),
+              bytesFromGuest: 1536, bytesToGuest: 20_971_520, lastActivity: 1295, rpc: rpc),
         .init(cid: 7, address: "127.128.0.7", open: 4, accepted: 4, refused: 12, lastActivity: 0),
     ])
+
+/// Guest 1's "rpc" in status --json.
+private let rpcJSON = """
+    {"calls": 1234, "replies": 1230, "rpcErrors": 2, "nfsErrors": 17, "untimedCalls": 4, "unparsedConnections": 1, \
+    "latency": {"count": 1000, "sumMicroseconds": 1234000, "buckets": [{"upToMilliseconds": 0.5, "count": 100}, \
+    {"upToMilliseconds": 1, "count": 300}, {"upToMilliseconds": 2, "count": 400}, {"upToMilliseconds": 5, "count": 150}, \
+    {"upToMilliseconds": 10, "count": 50}, {"upToMilliseconds": 20, "count": 0}, {"upToMilliseconds": 50, "count": 0}, \
+    {"upToMilliseconds": 100, "count": 0}, {"upToMilliseconds": 200, "count": 0}, {"upToMilliseconds": 500, "count": 0}, \
+    {"upToMilliseconds": 1000, "count": 0}, {"upToMilliseconds": 2000, "count": 0}, {"upToMilliseconds": 5000, "count": 0}, \
+    {"upToMilliseconds": null, "count": 0}]}}
+    """
 
 private func report(_ reading: BridgeStatusFile.Reading, pidFile: Int32? = nil) -> BridgeStatusReport {
     BridgeStatusReport(reading: reading, statusPath: "/run/nfs-vsock-bridge/status", pidFilePID: pidFile, now: 1300)
@@ -24,7 +39,7 @@ private let kernel = NFSDStatus(mounted: true, threads: 8, versions: "-3 +4 +4.1
 
 @Suite("nfsd-control status: the bridge")
 struct BridgeStatusReportTests {
-    @Test("a running bridge: listeners, target, limits, one row per guest")
+    @Test("a running bridge: listeners, target, limits, one row per guest (dashes for RPCs a bridge did not count), connections not followed as RPC")
     func running() {
         #expect(report(.running(status)).text == """
             bridge:     running (pid 321), up 5 min
@@ -32,11 +47,16 @@ struct BridgeStatusReportTests {
               forwards: to 127.0.0.1:2049, guests from 127.128.0.0/9
               limits:   4 connections per guest, 1024 in total, idle timeout none
               guests:
-                CID  ADDRESS      OPEN  ACCEPTED  REFUSED  FROM GUEST  TO GUEST  LAST ACTIVITY
-                1    127.128.0.1     1         3        0     1.5 KiB  20.0 MiB  5 s ago
-                7    127.128.0.7     4         4       12         0 B       0 B  -
+                CID  ADDRESS      OPEN  ACCEPTED  REFUSED  FROM GUEST  TO GUEST  CALLS  RPC ERR  NFS ERR     RTT  LAST ACTIVITY
+                1    127.128.0.1     1         3        0     1.5 KiB  20.0 MiB   1234        2       17  1.2 ms  5 s ago
+                7    127.128.0.7     4         4       12         0 B       0 B      -        -        -       -  -
+              not RPC:  guest 1 (1 connection): forwarded, not counted
 
             """)
+        var none = status
+        none.guests[0].rpc = RPCCounts(calls: 3)
+        #expect(report(.running(none)).text.contains("20.0 MiB      3        0        0    -  5 s ago\n"), "no round trip measured yet")
+        #expect(!report(.running(none)).text.contains("not RPC:"))
     }
 
     @Test("stale, absent and pid-file-only bridges", arguments: [
@@ -72,9 +92,9 @@ struct BridgeStatusReportTests {
             "limits": {"perGuest": 4, "perGuestUnprivileged": null, "total": 1024, "idleTimeout": 0}, \
             "listeners": [{"type": "vsock", "port": 2049}, {"type": "unix", "path": "/run/vm7.vsock_2049", "cid": 7}], \
             "guests": [{"cid": 1, "address": "127.128.0.1", "open": 1, "accepted": 3, "refused": 0, \
-            "bytesFromGuest": 1536, "bytesToGuest": 20971520, "lastActivity": 1295}, \
+            "bytesFromGuest": 1536, "bytesToGuest": 20971520, "lastActivity": 1295, "rpc": \(rpcJSON)}, \
             {"cid": 7, "address": "127.128.0.7", "open": 4, "accepted": 4, "refused": 12, \
-            "bytesFromGuest": 0, "bytesToGuest": 0, "lastActivity": null}]}
+            "bytesFromGuest": 0, "bytesToGuest": 0, "lastActivity": null, "rpc": null}]}
             """)
         #expect(report(.stale(status)).json.contains("\"stale\": true, \"stalePid\": 321"))
         #expect(report(.unreadable("a \"quoted\"\nline")).json.contains("\"error\": \"a \\\"quoted\\\"\\nline\""))
@@ -200,12 +220,47 @@ struct PrometheusStatusTests {
             "nfs_vsock_guest_sent_bytes_total{cid=\"1\",address=\"127.128.0.1\"} 20971520",
             "nfs_vsock_guest_received_bytes_total{cid=\"1\",address=\"127.128.0.1\"} 1536",
             "nfs_vsock_guest_last_activity_seconds{cid=\"1\",address=\"127.128.0.1\"} 1295",
+            "# TYPE nfs_vsock_guest_rpc_calls_total counter",
+            "nfs_vsock_guest_rpc_calls_total{cid=\"1\",address=\"127.128.0.1\"} 1234",
+            "nfs_vsock_guest_rpc_replies_total{cid=\"1\",address=\"127.128.0.1\"} 1230",
+            "nfs_vsock_guest_rpc_errors_total{cid=\"1\",address=\"127.128.0.1\"} 2",
+            "nfs_vsock_guest_nfs_errors_total{cid=\"1\",address=\"127.128.0.1\"} 17",
+            "nfs_vsock_guest_rpc_untimed_calls_total{cid=\"1\",address=\"127.128.0.1\"} 4",
+            "nfs_vsock_guest_rpc_unparsed_connections_total{cid=\"1\",address=\"127.128.0.1\"} 1",
+            "# TYPE nfs_vsock_guest_rpc_latency_seconds histogram",
+            "nfs_vsock_guest_rpc_latency_seconds_bucket{cid=\"1\",address=\"127.128.0.1\",le=\"0.0005\"} 100",
+            "nfs_vsock_guest_rpc_latency_seconds_bucket{cid=\"1\",address=\"127.128.0.1\",le=\"0.002\"} 800",
+            "nfs_vsock_guest_rpc_latency_seconds_bucket{cid=\"1\",address=\"127.128.0.1\",le=\"0.01\"} 1000",
+            "nfs_vsock_guest_rpc_latency_seconds_bucket{cid=\"1\",address=\"127.128.0.1\",le=\"5\"} 1000",
+            "nfs_vsock_guest_rpc_latency_seconds_bucket{cid=\"1\",address=\"127.128.0.1\",le=\"+Inf\"} 1000",
+            "nfs_vsock_guest_rpc_latency_seconds_sum{cid=\"1\",address=\"127.128.0.1\"} 1.234",
+            "nfs_vsock_guest_rpc_latency_seconds_count{cid=\"1\",address=\"127.128.0.1\"} 1000",
         ] {
             #expect(text.split(separator: "\n").contains(Substring(line)), "\(line)")
         }
         // Every sample line is NAME{LABELS} VALUE or NAME VALUE, each family announced once.
         let types = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
         #expect(Set(types).count == types.count)
+        let buckets = text.split(separator: "\n").filter { $0.hasPrefix("nfs_vsock_guest_rpc_latency_seconds_bucket{") }
+        #expect(buckets.count == 14, "13 bounds and +Inf, for guest 1 alone")
+        #expect(!text.split(separator: "\n").contains { $0.contains("rpc") && $0.contains("cid=\"7\"") },
+                "guest 7's bridge line had no RPC counts: no RPC series, rather than zeros")
+    }
+
+    @Test("decimals for histogram bounds and sums", arguments: [
+        (UInt64(500), UInt64(1_000_000), "0.0005"), (2_000_000, 1_000_000, "2"), (1_234_000, 1_000_000, "1.234"),
+        (1, 1_000_000, "0.000001"), (500, 1000, "0.5"), (0, 1000, "0"),
+    ])
+    func decimals(value: UInt64, unit: UInt64, text: String) {
+        #expect(BridgeStatusReport.decimal(value, per: unit) == text)
+    }
+
+    @Test("mean round trips", arguments: [
+        (UInt64(0), "0.0 ms"), (449, "0.4 ms"), (1234, "1.2 ms"), (9_949, "9.9 ms"), (9_950, "10 ms"), (123_456, "123 ms"),
+        (999_499, "999 ms"), (999_500, "1.0 s"), (1_500_000, "1.5 s"),
+    ])
+    func roundTrips(microseconds: UInt64, text: String) {
+        #expect(BridgeStatusReport.roundTrip(microseconds) == text)
     }
 
     @Test("no bridge: up 0 and no guest series; label values escaped")

@@ -225,7 +225,7 @@ func connectUnix(_ path: String) -> Int32 {
 
 @Suite("bridge")
 struct BridgeTests {
-    @Test("a hybrid-vsock guest reaches the server from its CID's loopback address, data intact both ways")
+    @Test("a hybrid-vsock guest reaches the server from its CID's loopback address, data intact both ways, its RPCs counted")
     func identityAndData() throws {
         let server = tcpListener()
         defer { close(server.fd) }
@@ -251,8 +251,18 @@ struct BridgeTests {
         #expect(UInt16(bigEndian: peer.sin_port) >= 1024, "a hybrid guest counts as unprivileged")
         #expect(bridge.guests == [7: 1])
 
+        // An RPC call and its reply (counted), then bytes that are not RPC
+        // (forwarded all the same).
+        let call = RPCMessage.record(RPCMessage.call(xid: 42))
+        let reply = RPCMessage.record(RPCMessage.reply(xid: 42))
+        sendAll(guest, call)
+        #expect(receive(accepted, call.count) == call)
+        sendAll(accepted, reply)
+        #expect(receive(guest, reply.count) == reply)
         var generator = SystemRandomNumberGenerator()
-        let upstream = (0..<1_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let random = (0..<1_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        // msg_type 7: the parser gives up whatever the random bytes hold.
+        let upstream = RPCMessage.words([0x8000_0010, 1, 7, 0, 0]) + random
         DetachedThread.start { sendAll(guest, upstream) }
         #expect(receive(accepted, upstream.count) == upstream)
         let downstream = Array("reply from the server".utf8)
@@ -261,10 +271,12 @@ struct BridgeTests {
 
         // The status counts the bytes each way while the connection is open.
         func guest7() -> BridgeStatus.Guest? { bridge.guestStatus(now: 100).first { $0.cid == 7 } }
-        for _ in 0..<200 where guest7()?.bytesToGuest != UInt64(downstream.count) { usleep(10_000) }
+        for _ in 0..<200 where guest7()?.bytesToGuest != UInt64(reply.count + downstream.count) { usleep(10_000) }
         let counted = try #require(guest7())
         #expect(counted.address == "127.128.0.7" && counted.open == 1 && counted.accepted == 1)
-        #expect(counted.bytesFromGuest == UInt64(upstream.count) && counted.bytesToGuest == UInt64(downstream.count))
+        #expect(counted.bytesFromGuest == UInt64(call.count + upstream.count) && counted.bytesToGuest == UInt64(reply.count + downstream.count))
+        #expect(counted.rpc?.calls == 1 && counted.rpc?.replies == 1 && counted.rpc?.latency.count == 1)
+        #expect(counted.rpc?.unparsedConnections == 1)
         #expect(counted.lastActivity == 100)
         #expect(guest7()?.lastActivity == 100, "no bytes moved: the last activity stays")
     }

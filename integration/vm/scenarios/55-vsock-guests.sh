@@ -71,12 +71,16 @@ expect_mount_error() {
   assert_contains "$VMT_OUT" "$message" "$what: message"
 }
 status_json() { "$NFSD" status --json; }
-# guest_field CID FIELD: one field of a guest in status --json ("" if absent).
+# guest_field CID FIELD: one field of a guest in status --json ("" if absent);
+# FIELD may name a member of a member (rpc.latency.count).
 guest_field() {
   status_json | python3 -c 'import json, sys
 bridge = json.load(sys.stdin)["vsock"]["bridge"] or {}
 for guest in bridge.get("guests", []):
-    if guest["cid"] == int(sys.argv[1]): print(guest[sys.argv[2]])' "$1" "$2"
+    if guest["cid"] == int(sys.argv[1]):
+        value = guest
+        for name in sys.argv[2].split("."): value = value[name]
+        print(value)' "$1" "$2"
 }
 
 vmt_step "1a. no bridge yet: the host is not listening"
@@ -116,6 +120,14 @@ assert_eq 127.128.0.1 "$(guest_field 1 address)" "status --json: guest 1's addre
 assert_gt "$(guest_field 1 open)" 0 "status --json: guest 1's open connections"
 assert_gt "$(guest_field 1 bytesFromGuest)" 0 "status --json: bytes from guest 1"
 assert_ne None "$(guest_field 1 lastActivity)" "status --json: guest 1's last activity"
+# The bridge follows the mount's RPC stream: calls, replies, round trips.
+wait_for 5 "the status to count the mount's RPCs" sh -c "grep -q '^guest 1 .* rpc-replies=[1-9]' $STATUS_FILE"
+assert_gt "$(guest_field 1 rpc.calls)" 0 "status --json: RPC calls of guest 1"
+assert_gt "$(guest_field 1 rpc.replies)" 0 "status --json: RPC replies to guest 1"
+assert_gt "$(guest_field 1 rpc.latency.count)" 0 "status --json: round trips of guest 1"
+assert_eq 0 "$(guest_field 1 rpc.unparsedConnections)" "status --json: guest 1's stream followed as RPC"
+vmt_capture "$NFSD" status --prometheus
+assert_contains "$VMT_OUT" 'nfs_vsock_guest_rpc_latency_seconds_count{cid="1",address="127.128.0.1"} ' "status --prometheus: guest 1's round trips"
 
 vmt_step "2b. an fstab line (mount -T), with options only mount(8) and systemd know"
 cat > "$W/fstab" <<EOF2
