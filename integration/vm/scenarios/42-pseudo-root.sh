@@ -64,7 +64,7 @@ exec chroot "$PR" /prbin/mountd "$@"
 EOF
 vmt_start_daemon mountd "$W/mountd.log" unshare -m --propagation private \
   sh "$W/enter-root.sh" "$PR" "$BIN_DIR" "$token" -F -N 3 -d all
-wait_for 60 "our mountd (chrooted) to open the cache channels" vmt_holds_channels "$(vmt_pid mountd)"
+wait_for 180 "our mountd (chrooted) to open the cache channels" vmt_holds_channels "$(vmt_pid mountd)"
 MPID=$(vmt_pid mountd)
 SRV=/proc/$MPID/root    # the private root, as seen from here
 assert_eq "/pr/alpha $token" "$(cat "$SRV/pr/alpha/token")" "the private root holds the exports"
