@@ -5,6 +5,7 @@ import CLinux
 import CSystemd
 import Dispatch
 import MountdCore
+import MountProtocol
 import NFSAdmin
 import NFSExports
 
@@ -77,6 +78,13 @@ public final class MountdDaemon: @unchecked Sendable {
 
     /// The current export authority (for the MOUNT service).
     public var authority: ExportAuthority { snapshot.withLock { $0.authority } }
+
+    /// An IP client as the export table sees it: its names are looked up
+    /// only when the table has host names, wildcards or netgroups.
+    func identity(of address: IPAddress) -> ClientIdentity {
+        snapshot.withLock { $0.needsNames } ? ClientIdentity.ip(address, names: names.names(of: address))
+                                             : ClientIdentity(address: .ip(address))
+    }
 
     // MARK: export table
 
@@ -167,10 +175,18 @@ public final class MountdDaemon: @unchecked Sendable {
         signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
         if signalFD < 0 { throw SystemError("signalfd", "SIGHUP/SIGTERM", errno: errno) }
         reloadIfNeeded(force: true)
-        // Answers cached while no mountd ran may be stale or negative.
-        _ = try? KernelExports(paths: paths).flushCaches(now: Int(time(nil)))
+        // Answers cached while no mountd ran may be negative, or older than
+        // etab; only then are the caches flushed (staleCacheReason).
+        let kernel = KernelExports(paths: paths)
+        if let reason = kernel.staleCacheReason(etabModified: etabModified) {
+            _ = try? kernel.flushCaches(now: Int(time(nil)))
+            log.notice("flushed the kernel's export caches: \(reason)")
+        }
         refreshBridge()
     }
+
+    /// etab's mtime in seconds, as loaded.
+    var etabModified: Int? { snapshot.withLock { $0.stamp.map { Int($0.mtime) } } }
 
     // MARK: the vsock bridge's nfsd
 
@@ -227,13 +243,60 @@ public final class MountdDaemon: @unchecked Sendable {
         bridgeRefused = nil
         bridgeView = .bridge(block)
         attachedBlock.withLock { $0 = block }
-        _ = try? namespace.flushCaches(now: Int(time(nil)))
+        if let reason = try? namespace.flushCachesIfStale(etabModified: etabModified, now: Int(time(nil))) {
+            log.notice("flushed the vsock bridge nfsd's export caches: \(reason)")
+        }
         log.notice("answering the vsock bridge's nfsd too (network namespace \(BridgeNamespace.name), \(identity), guests from \(block))")
     }
 
-    /// Serves until SIGTERM or SIGINT.
-    public func run() {
-        _ = sd_notify(0, "READY=1\nSTATUS=answering the kernel's export upcalls")
+    /// Serves the upcalls, and the MOUNT service when there is one, until
+    /// SIGTERM or SIGINT. Returns false when the MOUNT service could not
+    /// start (said in the log). Call `prepare()` first.
+    ///
+    /// The upcalls are answered from the first moment. A restarted mountd
+    /// finds the requests the kernel held for it while it was gone, and
+    /// each moment before it reads them is one their clients wait, and one
+    /// more for the kernel to set requests aside and replay them. So the
+    /// MOUNT service, whose sockets and rpcbind registrations take a second
+    /// or more on a busy host, starts beside the upcall loop on a thread
+    /// of its own, and systemd hears READY=1 once both serve.
+    public func serve(mount server: MountRPCServer?) -> Bool {
+        let ready = "ready: answering \(paths.procRPC) upcalls from \(paths.etab)"
+        guard let server else {
+            log.notice(ready)
+            run(notifyReady: true)
+            return true
+        }
+        let failed = ThreadLock(false)
+        let started = DispatchSemaphore(value: 0)
+        let thread = DetachedThread.start { [self] in
+            defer { started.signal() }
+            do {
+                try server.start()
+            } catch {
+                log.error("cannot start the MOUNT service: \(error) (is rpcbind running? NFSv4-only servers can run mountd with -N 3)")
+                failed.withLock { $0 = true }
+                kill(getpid(), SIGTERM)
+                return
+            }
+            let ports = server.boundPorts
+            log.notice("MOUNT v\(server.versions.map(String.init).joined(separator: ", v")) on tcp port \(ports.tcp.map(String.init) ?? "-"), udp port \(ports.udp.map(String.init) ?? "-")")
+            log.notice(ready)
+            _ = sd_notify(0, "READY=1\nSTATUS=answering the kernel's export upcalls and MOUNT")
+        }
+        if !thread {
+            log.error("cannot start the MOUNT service: no thread for it")
+            return false
+        }
+        run(notifyReady: false)
+        started.wait()
+        server.stop()
+        return !failed.withLock { $0 }
+    }
+
+    /// Serves the upcalls until SIGTERM or SIGINT.
+    public func run(notifyReady: Bool = true) {
+        if notifyReady { _ = sd_notify(0, "READY=1\nSTATUS=answering the kernel's export upcalls") }
         var lastMaintenance = time(nil)
         while !stopping {
             let polled = channels + bridgeChannels

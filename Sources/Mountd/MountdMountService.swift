@@ -32,7 +32,7 @@ public final class MountdMountService: MountService {
         guard let address = IPAddress(peer.address)?.unmapped else { return nil }
         switch daemon.hostView.identity(of: .ip(address)) {
         case .client:
-            return (ClientIdentity.ip(address, names: daemon.names.names(of: address)), address)
+            return (daemon.identity(of: address), address)
         case .nobody(let reason):
             daemon.log.notice("refused MOUNT call from \(peer.address):\(peer.port): \(reason)")
             return nil

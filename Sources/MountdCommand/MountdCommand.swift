@@ -84,24 +84,13 @@ public struct MountdCommand: ParsableCommand {
         if offers("2", conf: conf) { mountVersions.append(1) }
         var server: MountRPCServer? = nil
         if !mountVersions.isEmpty {
-            let candidate = MountRPCServer(
+            server = MountRPCServer(
                 service: MountdMountService(daemon: daemon, reverseLookup: reverseLookup || conf.bool("mountd", "reverse-lookup") == true),
                 versions: mountVersions, port: port ?? conf.int("mountd", "port").map { UInt16(clamping: $0) } ?? 0,
                 tcp: true, udp: !noUDP && conf.bool("mountd", "udp") != false, registerWithRpcbind: true,
                 log: { log.notice($0) })
-            do {
-                try candidate.start()
-            } catch {
-                log.error("cannot start the MOUNT service: \(error) (is rpcbind running? NFSv4-only servers can run mountd with -N 3)")
-                throw ExitCode.failure
-            }
-            server = candidate
-            let ports = candidate.boundPorts
-            log.notice("MOUNT v\(mountVersions.map(String.init).joined(separator: ", v")) on tcp port \(ports.tcp.map(String.init) ?? "-"), udp port \(ports.udp.map(String.init) ?? "-")")
         }
-        log.notice("ready: answering \(paths.procRPC) upcalls from \(paths.etab)")
-        daemon.run()
-        server?.stop()
+        guard daemon.serve(mount: server) else { throw ExitCode.failure }
     }
 
     /// Whether MOUNT for NFS version `version` ("2" or "3") is offered:

@@ -118,6 +118,19 @@ public struct BridgeNamespace: Sendable {
         NetworkNamespace.remove(pinnedAt: pin)
     }
 
+    /// Flushes the bridge nfsd's export caches when they may hold answers
+    /// etab does not give (`KernelExports.staleCacheReason`), and says why;
+    /// nil when they cannot, or there is no namespace.
+    public func flushCachesIfStale(etabModified: Int?, now: Int) throws(SystemError) -> String? {
+        guard exists else { return nil }
+        return try withEntered(enterFailed: { $0 }) { () throws(SystemError) -> String? in
+            let kernel = KernelExports(paths: paths.bridgeInstance)
+            guard let reason = kernel.staleCacheReason(etabModified: etabModified) else { return nil }
+            _ = try kernel.flushCaches(now: now)
+            return reason
+        }
+    }
+
     /// Flushes the export caches of the bridge's nfsd instance so that it
     /// asks mountd again (what exportfs does for the host's caches).
     /// Returns false when there is no such namespace.

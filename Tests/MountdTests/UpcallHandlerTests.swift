@@ -141,3 +141,50 @@ struct UpcallHandlerTests {
         #expect(fixture.ask("auth.unix.ip", "nfsd 192.168.1.6").count == 4)
     }
 }
+
+/// mountd's start flushes the kernel's export caches only when they may be
+/// stale: after a quick restart the kernel holds requests for the new
+/// mountd, and a flush would send them round again.
+@Suite("mountd's start: the caches flushed only when stale")
+struct StartFlushTests {
+    func prepared(flushed: Int, negative: Bool) throws -> (TestRoot, [String: String?]) {
+        let root = try TestRoot()
+        try root.write("/var/lib/nfs/etab", "")
+        for cache in ["auth.unix.ip", "nfsd.export", "nfsd.fh"] {
+            try root.channelFIFO(cache)
+            let dir = "/proc/net/rpc/\(cache)"
+            try root.write(dir + "/flush", "\(flushed)\n")
+            try root.write(dir + "/content", negative && cache == "auth.unix.ip" ? "nfsd 10.1.2.3 -no-domain-\n" : "#\n")
+        }
+        let daemon = MountdDaemon(paths: root.paths, options: MountdDaemon.Options(),
+                                  log: DaemonLog(name: "mountd-test", environment: [:], debug: false))
+        try daemon.prepare()
+        var flushes: [String: String?] = [:]
+        for cache in ["auth.unix.ip", "nfsd.export", "nfsd.fh"] { flushes[cache] = try root.text("/proc/net/rpc/\(cache)/flush") }
+        return (root, flushes)
+    }
+
+    @Test("flushed after etab was written, nothing negative: left alone")
+    func leftAlone() throws {
+        let later = Int(time(nil)) + 100
+        let (_, flushes) = try prepared(flushed: later, negative: false)
+        for (cache, text) in flushes { #expect(text == "\(later)\n", "\(cache)") }
+    }
+
+    @Test("etab newer than the last flush: flushed now")
+    func etabNewer() throws {
+        let (_, flushes) = try prepared(flushed: 1000, negative: false)
+        let now = Int(time(nil))
+        for (cache, text) in flushes {
+            let value = Int(text?.dropLast() ?? "") ?? 0
+            #expect(value >= now - 5 && value <= now + 5, "\(cache): \(String(describing: text))")
+        }
+    }
+
+    @Test("a negative answer cached: flushed now")
+    func negative() throws {
+        let later = Int(time(nil)) + 100
+        let (_, flushes) = try prepared(flushed: later, negative: true)
+        #expect(flushes["nfsd.export"] != .some("\(later)\n"))
+    }
+}
