@@ -14,8 +14,8 @@ import NFSExports
 ///
 /// One thread polls the channels and a signalfd. Answers that need no name
 /// lookup are written at once; auth.unix.ip requests that need a reverse
-/// lookup go to worker threads, so a slow resolver for one client never
-/// delays another. The export table is an immutable snapshot swapped whole
+/// lookup go to worker threads (a WorkerPool), so a slow resolver for one
+/// client never delays another. The export table is an immutable snapshot swapped whole
 /// when etab changes (exportfs renames it) or on SIGHUP, so no request ever
 /// sees a half-loaded table.
 public final class MountdDaemon: @unchecked Sendable {
@@ -64,7 +64,10 @@ public final class MountdDaemon: @unchecked Sendable {
     /// A namespace seen without its block record yet, and since when.
     private var bridgeWaited: (identity: NetworkNamespace.Identity, since: ContinuousClock.Instant)? = nil
     private var signalFD: Int32 = -1
-    private let lookups = DispatchQueue(label: "mountd.lookups", attributes: .concurrent)
+    /// Reverse lookups of clients' names (each may wait out a resolver's
+    /// timeouts): up to 32 at once, so that one slow name never holds up
+    /// another client's answer.
+    private let lookups = WorkerPool(limit: 32)
     private var stopping = false
 
     public init(paths: SystemPaths, options: Options, log: DaemonLog) {
@@ -390,7 +393,7 @@ public final class MountdDaemon: @unchecked Sendable {
                     return
                 }
                 if case .ip(let address) = client, current.needsNames {
-                    lookups.async { [self] in
+                    lookups.submit { [self] in
                         let identity = ClientIdentity.ip(address, names: names.names(of: address))
                         answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
                     }

@@ -8,7 +8,9 @@
 #   4. exportfs -r adding and removing a client takes effect without
 #      restarting mountd;
 #   5. killing and restarting mountd while a client has the export mounted
-#      loses no data and the client carries on.
+#      loses no data and the client carries on;
+#   6. a mountd whose MOUNT service cannot start (its port taken) says so
+#      and exits 1, registers nothing, and disturbs nothing.
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -114,4 +116,25 @@ assert_eq 40 "$(wc -l < "$ROOT/data/log")" "lines that reached the server across
 echo "after restart $token" > "$W/m-data/g"
 timeout 20 sync -f "$W/m-data/g"
 assert_eq "after restart $token" "$(cat "$ROOT/data/g")" "write after the restart"
+
+vmt_step "6. a MOUNT service that cannot start (its port is taken): mountd says so and exits 1"
+# The MOUNT service starts beside the upcall loop; its failure must still
+# end mountd with an error, not leave it half serving.
+python3 -c 'import socket, time
+s = socket.create_server(("", 4002), family=socket.AF_INET6, dualstack_ipv6=True)
+time.sleep(120)' &
+holder=$!
+vmt_defer "kill $holder 2>/dev/null || true"
+wait_for 10 "the port holder" sh -c 'ss -tlnH "sport = :4002" | grep -q .'
+rc=0
+out=$(timeout 60 "$MOUNTD" -F -p 4002 --no-udp 2>&1) || rc=$?
+printf '%s\n' "$out" | sed 's/^/  | /'
+assert_eq 1 "$rc" "mountd's exit status when MOUNT cannot start"
+assert_contains "$out" "cannot start the MOUNT service" "mountd names what failed"
+rpcinfo -p 127.0.0.1 | grep -q " 4002 " && fail "rpcbind maps a port mountd never served"
+kill "$holder"
+kill -0 "$(vmt_pid mountd)" || fail "the running mountd is gone"
+echo "after the failed start $token" > "$W/m-data/h"
+timeout 20 sync -f "$W/m-data/h"
+assert_eq "after the failed start $token" "$(cat "$ROOT/data/h")" "write after the failed start"
 vmt_step "ok"
