@@ -274,10 +274,15 @@ public final class MountdDaemon: @unchecked Sendable {
         let started = DispatchSemaphore(value: 0)
         let thread = DetachedThread.start { [self] in
             defer { started.signal() }
-            do {
+            do throws(MountRPCError) {
                 try server.start()
             } catch {
-                log.error("cannot start the MOUNT service: \(error) (is rpcbind running? NFSv4-only servers can run mountd with -N 3)")
+                let hint = switch error.step {
+                case .registration: " (is rpcbind running? NFSv4-only servers can run mountd with -N 3)"
+                case .bind: " (another program has the port: -p or [mountd] port in nfs.conf chooses another)"
+                default: ""
+                }
+                log.error("cannot start the MOUNT service: \(error)\(hint)")
                 failed.withLock { $0 = true }
                 kill(getpid(), SIGTERM)
                 return
