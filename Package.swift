@@ -81,6 +81,8 @@ let package = Package(
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
         .testTarget(name: "MountdTests", dependencies: ["Mountd", "MountdCore", "NFSAdmin", "NFSExports", "TestSupport"]),
         .testTarget(name: "NFSDControlTests", dependencies: ["NFSDControl", "NfsdControlCommand", "NFSAdmin", "RPCMetrics", "TestSupport"]),
+        // How nfs-vsock-bridge and mountd merge nfs.conf with their command lines.
+        .testTarget(name: "CommandSettingsTests", dependencies: ["BridgeCommand", "MountdCommand", "VsockBridge", "NFSAdmin"]),
         // The MOUNT protocol (program 100005, v1 and v3) that mountd serves,
         // over Debian's libtirpc; CMountGlue holds the few lines that must be C
         // (the svc dispatch trampoline and raw-XDR routines).

@@ -56,60 +56,66 @@ public struct BridgeCommand: ParsableCommand {
 
     public init() {}
 
+    /// The command line merged with [vsock] of nfs.conf (the command line
+    /// wins); a bad value names the option or the nfs.conf line.
     func configuration(conf: NFSConf) throws -> BridgeConfiguration {
         var configuration = BridgeConfiguration()
-        func value(_ key: String) -> NFSConf.Value? { conf.value("vsock", key) }
-        func where_(_ key: String) -> String {
-            value(key).map { "\($0.file):\($0.line): [vsock] \(key)" } ?? "--\(key)"
-        }
-        let ports = vsockPorts.isEmpty
-            ? (value("ports")?.text ?? value("port")?.text).map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? []
-            : vsockPorts.map(String.init)
-        configuration.vsockPorts = try ports.map { text in
-            guard let port = UInt32(text), port > 0, port < UInt32.max else { throw ValidationError("\(where_("port")): bad vsock port \"\(text)\"") }
-            return port
-        }
-        let unixTexts = unix.isEmpty
-            ? value("unix").map { $0.text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? []
-            : unix
-        let unixOrigin = unix.isEmpty ? where_("unix") : "--unix"
-        configuration.unixListeners = try unixTexts.map { text in
-            do {
-                return try BridgeConfiguration.unixListener(text, origin: unixOrigin) { Privileges.account($0)?.uid }
-            } catch {
-                throw ValidationError("\(error)")
-            }
-        }
-        if let text = target ?? value("target")?.text {
-            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0,
-                  case .v4? = IPAddress(text[..<colon])
-            else { throw ValidationError("\(where_("target")): want IPv4-address:port, got \"\(text)\"") }
-            configuration.targetHost = String(text[..<colon])
-            configuration.targetPort = port
-        }
-        if loopbackBlock != nil {
-            throw ValidationError("--loopback-block is gone: set loopback-block in [vsock] of /etc/nfs.conf; rpc.nfsd records it in the bridge's namespace (\(BridgeNamespace(paths: .init()).paths.bridgeGuestBlock)), where the bridge and mountd both read it")
-        }
-        func positive(_ option: Int?, _ key: String, allowZero: Bool = false) throws -> Int? {
-            guard let number = option ?? value(key).flatMap({ Int($0.text) }) else {
-                if let raw = value(key), Int(raw.text) == nil { throw ValidationError("\(where_(key)): not a number: \"\(raw.text)\"") }
-                return nil
-            }
-            guard number > 0 || (allowZero && number == 0) else { throw ValidationError("\(where_(key)) must be \(allowZero ? "0 or more" : "1 or more"), got \(number)") }
-            return number
-        }
-        if let number = try positive(maxPerGuest, "max-per-guest") { configuration.maxConnectionsPerGuest = number }
-        if let number = try positive(maxUnprivilegedPerGuest, "max-unprivileged-per-guest", allowZero: true) { configuration.maxUnprivilegedPerGuest = number }
-        if let number = try positive(maxConnections, "max-connections") { configuration.maxConnections = number }
-        if let number = try positive(idleTimeout, "idle-timeout", allowZero: true) { configuration.idleTimeout = number }
-        // With the default block, the largest there is; run() checks again
-        // once the namespace's block is known.
         do {
-            try configuration.checkUnixListeners()
-        } catch {
-            throw ValidationError("\(unixOrigin): \(error.message)")
+            for port in vsockPorts where port == 0 || port == UInt32.max {
+                throw ValidationError("--vsock: bad vsock port \"\(port)\"")
+            }
+            configuration.vsockPorts = try conf.resolve("vsock", "ports", as: .vsockPorts, commandLine: vsockPorts.isEmpty ? nil : vsockPorts)
+                ?? conf.resolve("vsock", "port", as: .vsockPorts, default: [])
+            let unixTexts = try conf.resolve("vsock", "unix", as: .words, commandLine: unix.isEmpty ? nil : unix, default: [])
+            let unixOrigin = unix.isEmpty ? conf.value("vsock", "unix").map { "\($0.file):\($0.line): [vsock] unix" } ?? "--unix" : "--unix"
+            configuration.unixListeners = try unixTexts.map { text in
+                do {
+                    return try BridgeConfiguration.unixListener(text, origin: unixOrigin) { Privileges.account($0)?.uid }
+                } catch {
+                    throw ValidationError("\(error)")
+                }
+            }
+            let targetOption = try target.map { text in
+                do throws(NFSConf.Mismatch) {
+                    return try Self.endpoint.read(text)
+                } catch {
+                    throw ValidationError("--target: \(error.problem)")
+                }
+            }
+            if let (host, port) = try conf.resolve("vsock", "target", as: Self.endpoint, commandLine: targetOption) {
+                configuration.targetHost = host
+                configuration.targetPort = port
+            }
+            if loopbackBlock != nil {
+                throw ValidationError("--loopback-block is gone: set loopback-block in [vsock] of /etc/nfs.conf; rpc.nfsd records it in the bridge's namespace (\(BridgeNamespace(paths: .init()).paths.bridgeGuestBlock)), where the bridge and mountd both read it")
+            }
+            func count(_ option: Int?, _ key: String, atLeast minimum: Int) throws -> Int? {
+                if let option, option < minimum { throw ValidationError("--\(key) must be \(minimum) or more, got \(option)") }
+                return try conf.resolve("vsock", key, as: .integer(atLeast: minimum), commandLine: option)
+            }
+            if let number = try count(maxPerGuest, "max-per-guest", atLeast: 1) { configuration.maxConnectionsPerGuest = number }
+            if let number = try count(maxUnprivilegedPerGuest, "max-unprivileged-per-guest", atLeast: 0) { configuration.maxUnprivilegedPerGuest = number }
+            if let number = try count(maxConnections, "max-connections", atLeast: 1) { configuration.maxConnections = number }
+            if let number = try count(idleTimeout, "idle-timeout", atLeast: 0) { configuration.idleTimeout = number }
+            // With the default block, the largest there is; run() checks again
+            // once the namespace's block is known.
+            do {
+                try configuration.checkUnixListeners()
+            } catch {
+                throw ValidationError("\(unixOrigin): \(error.message)")
+            }
+        } catch let problem as NFSConf.Problem {
+            throw ValidationError(problem.description)
         }
         return configuration
+    }
+
+    /// --target and [vsock] target: IPv4-address:port.
+    static let endpoint = NFSConfType<(host: String, port: UInt16)> { (text: String) throws(NFSConf.Mismatch) in
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0,
+              case .v4? = IPAddress(text[..<colon])
+        else { throw .init("want IPv4-address:port, got \"\(text)\"") }
+        return (host: String(text[..<colon]), port: port)
     }
 
     public func run() throws {
@@ -319,7 +325,12 @@ public struct BridgeCommand: ParsableCommand {
     /// privileged source ports it gives privileged guests. The status
     /// file's directory is handed to that user first.
     func dropRoot(conf: NFSConf, statusFile: String?, defaultStatusFile: String) throws(StartProblem) {
-        let configured = user ?? conf.value("vsock", "user")?.text
+        let configured: String?
+        do {
+            configured = try conf.resolve("vsock", "user", as: .text, commandLine: user)
+        } catch {
+            throw StartProblem(description: "\(error)")
+        }
         let name = configured ?? "nfs-vsock-bridge"
         guard let account = Privileges.account(name) else {
             throw StartProblem(description: "user \(name) does not exist\(configured == nil ? " (the default user of the bridge)" : ""): create it (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another with --user / [vsock] user")

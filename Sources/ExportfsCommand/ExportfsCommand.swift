@@ -76,7 +76,7 @@ public struct ExportfsCommand: ParsableCommand {
         let environment = ProcessEnvironment.current
         var paths = SystemPaths.fromEnvironment(environment)
         let conf = NFSConf.load(paths: paths)
-        if let state = conf.string("exportfs", "state-directory-path") {
+        if let state = try conf.resolve("exportfs", "state-directory-path", as: .text) {
             paths = SystemPaths(root: paths.root.isEmpty ? "/" : paths.root, stateDirectory: state)
         }
         let exportfs = Exportfs(paths: paths, verbose: verbose, output: StandardStreams())

@@ -54,18 +54,15 @@ public struct MountdCommand: ParsableCommand {
         let environment = ProcessEnvironment.current
         let base = SystemPaths.fromEnvironment(environment)
         let conf = NFSConf.load(paths: base)
-        let state = stateDirectory ?? conf.string("mountd", "state-directory-path")
-        let paths = SystemPaths(root: base.root.isEmpty ? "/" : base.root, stateDirectory: state)
-        var options = MountdDaemon.Options()
-        options.manageGids = manageGids || conf.bool("mountd", "manage-gids") == true
-        if let ttl = conf.int("mountd", "ttl"), ttl > 0 { options.ttl = ttl }
-        if let block = conf.value("vsock", "loopback-block") {
-            switch VsockLoopbackMapping.parse(block.text) {
-            case .success(let mapping): options.vsockMapping = mapping
-            case .failure(let problem): throw ValidationError("\(block.file):\(block.line): [vsock] loopback-block: \(problem)")
-            }
+        let settings: Settings
+        do {
+            settings = try Settings(self, conf: conf)
+        } catch {
+            throw ValidationError(error.description)
         }
-        let debugging = debug != nil || conf.string("mountd", "debug") != nil
+        let paths = SystemPaths(root: base.root.isEmpty ? "/" : base.root, stateDirectory: settings.stateDirectory)
+        let options = settings.options
+        let debugging = settings.debug
         let log = DaemonLog(name: "mountd", environment: environment, debug: debugging)
 
         if !foreground { try Self.daemonize() }
@@ -80,26 +77,50 @@ public struct MountdCommand: ParsableCommand {
         // MOUNT serves NFSv3 (v3) and NFSv2 (v1) clients; an NFSv4-only
         // server registers nothing and needs no rpcbind.
         var mountVersions: [UInt32] = []
-        if offers("3", conf: conf) { mountVersions.append(3) }
-        if offers("2", conf: conf) { mountVersions.append(1) }
+        if settings.offersV3 { mountVersions.append(3) }
+        if settings.offersV2 { mountVersions.append(1) }
         var server: MountRPCServer? = nil
         if !mountVersions.isEmpty {
             server = MountRPCServer(
-                service: MountdMountService(daemon: daemon, reverseLookup: reverseLookup || conf.bool("mountd", "reverse-lookup") == true),
-                versions: mountVersions, port: port ?? conf.int("mountd", "port").map { UInt16(clamping: $0) } ?? 0,
-                tcp: true, udp: !noUDP && conf.bool("mountd", "udp") != false, registerWithRpcbind: true,
+                service: MountdMountService(daemon: daemon, reverseLookup: settings.reverseLookup),
+                versions: mountVersions, port: settings.port,
+                tcp: true, udp: settings.udp, registerWithRpcbind: true,
                 log: { log.notice($0) })
         }
         guard daemon.serve(mount: server) else { throw ExitCode.failure }
     }
 
-    /// Whether MOUNT for NFS version `version` ("2" or "3") is offered:
-    /// the command line, then [nfsd] vers2/vers3 in nfs.conf; v3 by default.
-    func offers(_ version: String, conf: NFSConf) -> Bool {
-        if disable.contains(version) { return false }
-        if enable.contains(version) { return true }
-        if let configured = conf.bool("nfsd", "vers" + version) { return configured }
-        return version == "3"
+    /// The command line merged with nfs.conf's [mountd] (and [nfsd]
+    /// vers2/vers3, [vsock] loopback-block): the command line wins.
+    struct Settings {
+        var stateDirectory: String?
+        var options = MountdDaemon.Options()
+        var debug: Bool
+        var reverseLookup: Bool
+        var port: UInt16
+        var udp: Bool
+        var offersV3: Bool
+        var offersV2: Bool
+
+        init(_ command: MountdCommand, conf: NFSConf) throws(NFSConf.Problem) {
+            stateDirectory = try conf.resolve("mountd", "state-directory-path", as: .text, commandLine: command.stateDirectory)
+            options.manageGids = try conf.resolve("mountd", "manage-gids", as: .boolean, commandLine: command.manageGids ? true : nil, default: false)
+            options.ttl = try conf.resolve("mountd", "ttl", as: .integer(atLeast: 1), default: options.ttl)
+            options.vsockMapping = try conf.resolve("vsock", "loopback-block", as: .loopbackBlock, default: options.vsockMapping)
+            // Any debug kind, as nfs-utils takes a list of them.
+            debug = try conf.resolve("mountd", "debug", as: .text, commandLine: command.debug) != nil
+            reverseLookup = try conf.resolve("mountd", "reverse-lookup", as: .boolean, commandLine: command.reverseLookup ? true : nil, default: false)
+            port = try conf.resolve("mountd", "port", as: NFSConfType.integer(0...65535).map { UInt16($0) }, commandLine: command.port, default: 0)
+            udp = try conf.resolve("mountd", "udp", as: .boolean, commandLine: command.noUDP ? false : nil, default: true)
+            // MOUNT for NFS version 3 (v3) and 2 (v1): -N/-V, then [nfsd]
+            // vers3/vers2; v3 by default.
+            func offers(_ version: String) throws(NFSConf.Problem) -> Bool {
+                let named: Bool? = command.disable.contains(version) ? false : command.enable.contains(version) ? true : nil
+                return try conf.resolve("nfsd", "vers" + version, as: .boolean, commandLine: named, default: version == "3")
+            }
+            offersV3 = try offers("3")
+            offersV2 = try offers("2")
+        }
     }
 
     /// Classic detach: fork (the parent exits), new session, / as cwd,

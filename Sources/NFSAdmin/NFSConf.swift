@@ -1,6 +1,6 @@
 /// /etc/nfs.conf and /etc/nfs.conf.d/*.conf: INI sections of `key = value`
 /// lines, `#` and `;` comments. Later files override earlier ones; the
-/// command line overrides both (the callers' job).
+/// command line overrides both (`resolve`, in NFSConfSetting.swift).
 public struct NFSConf: Sendable {
     public struct Value: Sendable, Hashable {
         public var text: String
@@ -60,15 +60,16 @@ public struct NFSConf: Sendable {
 
     public func string(_ section: String, _ key: String) -> String? { value(section, key)?.text }
 
-    /// nfs.conf booleans: y/yes/t/true/on/1 and n/no/f/false/off/0.
-    public func bool(_ section: String, _ key: String) -> Bool? {
-        guard let text = string(section, key)?.lowercased() else { return nil }
+    /// nfs.conf booleans as nfs-utils reads them: y/yes/t/true/on/1 and
+    /// n/no/f/false/off/0, any case (nil: neither). Tools read settings
+    /// through `resolve` (NFSConfSetting.swift), which reports a value
+    /// that is neither with its file and line.
+    public static func boolean(_ text: String) -> Bool? {
+        let text = text.lowercased()
         if ["y", "yes", "t", "true", "on", "1"].contains(text) { return true }
         if ["n", "no", "f", "false", "off", "0"].contains(text) { return false }
         return nil
     }
-
-    public func int(_ section: String, _ key: String) -> Int? { string(section, key).flatMap { Int($0) } }
 
     /// Reads /etc/nfs.conf then /etc/nfs.conf.d/*.conf in name order.
     public static func load(paths: SystemPaths) -> NFSConf {

@@ -65,61 +65,61 @@ public struct NFSDSettings: Sendable, Equatable {
         public var description: String { message }
     }
 
-    /// Applies the [nfsd] section of nfs.conf.
-    public mutating func apply(conf: NFSConf) throws(Problem) {
-        func where_(_ key: String) -> String {
-            guard let value = conf.value("nfsd", key) else { return "nfs.conf [nfsd] \(key)" }
-            return "\(value.file):\(value.line): [nfsd] \(key)"
-        }
-        func bool(_ key: String) throws(Problem) -> Bool? {
-            guard conf.string("nfsd", key) != nil else { return nil }
-            guard let value = conf.bool("nfsd", key) else {
-                throw Problem(message: "\(where_(key)): expected y or n, got \"\(conf.string("nfsd", key) ?? "")\"")
+    /// What the rpc.nfsd command line asked for: nil (or no entry) for
+    /// what it did not name.
+    public struct CommandLine: Sendable, Equatable {
+        public var threads: Int?
+        public var port: UInt16?
+        public var hosts: [String]?
+        public var versions: [NFSVersion: Bool] = [:]
+        public var tcp: Bool?
+        public var udp: Bool?
+        public var leaseTime: Int?
+        public var graceTime: Int?
+        public var vsockPorts: [UInt32]?
+        public var vsockBridge: Bool?
+        public var syslog: Bool?
+        public var debug: Bool?
+
+        public init() {}
+
+        /// -N and -V, in that order: -N 4 switches off every NFSv4 minor
+        /// version too, and a -V names one back.
+        public mutating func switchVersions(off: [NFSVersion], on: [NFSVersion]) {
+            for version in off {
+                versions[version] = false
+                if version == .v4 { NFSVersion.minorVersions.forEach { versions[$0] = false } }
             }
-            return value
+            for version in on { versions[version] = true }
         }
-        func int(_ key: String, _ range: ClosedRange<Int>) throws(Problem) -> Int? {
-            guard let text = conf.string("nfsd", key) else { return nil }
-            guard let value = Int(text), range.contains(value) else {
-                throw Problem(message: "\(where_(key)): expected a number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
-            }
-            return value
-        }
-        if let value = try int("threads", 0...8192) { threads = value }
-        if let value = try int("port", 1...65535) { port = UInt16(value) }
-        if let text = conf.string("nfsd", "host") {
-            hosts = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
-        }
-        for version in NFSVersion.allCases {
-            if let value = try bool("vers" + version.rawValue) { versions[version] = value }
-        }
-        if let value = try bool("tcp") { tcp = value }
-        if let value = try bool("udp") { udp = value }
-        if let value = try int("lease-time", 10...3600) { leaseTime = value }
-        if let value = try int("grace-time", 10...3600) { graceTime = value }
-        if let text = conf.string("nfsd", "vsock") {
-            vsockPorts = try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { part throws(Problem) -> UInt32 in
-                guard let port = UInt32(part), port > 0, port < UInt32.max else {
-                    throw Problem(message: "\(where_("vsock")): bad vsock port \"\(part)\"")
+    }
+
+    /// Defaults, then nfs.conf's [nfsd] (and [vsock] loopback-block and
+    /// max-connections), then the command line, which wins.
+    public init(commandLine: CommandLine = CommandLine(), conf: NFSConf) throws(Problem) {
+        self.init()
+        do {
+            threads = try conf.resolve("nfsd", "threads", as: .integer(0...8192), commandLine: commandLine.threads, default: threads)
+            port = try conf.resolve("nfsd", "port", as: NFSConfType.integer(1...65535).map { UInt16($0) }, commandLine: commandLine.port, default: port)
+            hosts = try conf.resolve("nfsd", "host", as: .words, commandLine: commandLine.hosts, default: hosts)
+            for version in NFSVersion.allCases {
+                if let value = try conf.resolve("nfsd", "vers" + version.rawValue, as: .boolean, commandLine: commandLine.versions[version]) {
+                    versions[version] = value
                 }
-                return port
             }
+            tcp = try conf.resolve("nfsd", "tcp", as: .boolean, commandLine: commandLine.tcp, default: tcp)
+            udp = try conf.resolve("nfsd", "udp", as: .boolean, commandLine: commandLine.udp, default: udp)
+            leaseTime = try conf.resolve("nfsd", "lease-time", as: .integer(10...3600), commandLine: commandLine.leaseTime)
+            graceTime = try conf.resolve("nfsd", "grace-time", as: .integer(10...3600), commandLine: commandLine.graceTime)
+            vsockPorts = try conf.resolve("nfsd", "vsock", as: .vsockPorts, commandLine: commandLine.vsockPorts, default: vsockPorts)
+            vsockBridge = try conf.resolve("nfsd", "vsock-bridge", as: .boolean, commandLine: commandLine.vsockBridge, default: vsockBridge)
+            guestBlock = try conf.resolve("vsock", "loopback-block", as: .loopbackBlock, default: guestBlock)
+            bridgeMaxConnections = try conf.resolve("vsock", "max-connections", as: .integer(1...1_000_000), default: bridgeMaxConnections)
+            debug = try conf.resolve("nfsd", "debug", as: .boolean, commandLine: commandLine.debug, default: debug)
+            syslog = try conf.resolve("nfsd", "syslog", as: .boolean, commandLine: commandLine.syslog, default: syslog)
+        } catch {
+            throw Problem(message: error.description)
         }
-        if let value = try bool("vsock-bridge") { vsockBridge = value }
-        if let block = conf.value("vsock", "loopback-block") {
-            switch VsockLoopbackMapping.parse(block.text) {
-            case .success(let mapping): guestBlock = mapping
-            case .failure(let problem): throw Problem(message: "\(block.file):\(block.line): [vsock] loopback-block: \(problem)")
-            }
-        }
-        if let text = conf.value("vsock", "max-connections") {
-            guard let value = Int(text.text), (1...1_000_000).contains(value) else {
-                throw Problem(message: "\(text.file):\(text.line): [vsock] max-connections: expected a number from 1 to 1000000, got \"\(text.text)\"")
-            }
-            bridgeMaxConnections = value
-        }
-        if let value = try bool("debug") { debug = value }
-        if let value = try bool("syslog") { syslog = value }
     }
 
     /// Connections the guests' nfsd closes none below (its

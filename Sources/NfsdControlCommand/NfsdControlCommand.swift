@@ -83,47 +83,40 @@ public struct NfsdControlCommand: ParsableCommand {
         }
     }
 
-    /// The merged settings: defaults, then nfs.conf, then this command line.
-    func settings(conf: NFSConf) throws -> NFSDSettings {
-        var settings = NFSDSettings()
-        do {
-            try settings.apply(conf: conf)
-        } catch {
-            throw ValidationError(error.message)
-        }
+    /// This command line, checked; nil for what it does not name.
+    func commandLine() throws -> NFSDSettings.CommandLine {
+        var line = NFSDSettings.CommandLine()
         if let nthreads {
             guard (0...8192).contains(nthreads) else { throw ValidationError("nthreads must be from 0 to 8192, got \(nthreads)") }
-            settings.threads = nthreads
+            line.threads = nthreads
         }
         if let port {
             guard port > 0 else { throw ValidationError("bad port 0") }
-            settings.port = port
+            line.port = port
         }
-        if !host.isEmpty { settings.hosts = host }
-        for text in disable {
+        if !host.isEmpty { line.hosts = host }
+        let off = try disable.map { text in
             guard let version = NFSVersion(argument: text) else {
                 throw ValidationError("bad NFS version \"\(text)\" for -N: use 3, 4, 4.0, 4.1 or 4.2")
             }
-            settings.versions[version] = false
-            if version == .v4 { NFSVersion.minorVersions.forEach { settings.versions[$0] = false } }
+            return version
         }
-        for text in enable {
+        let on = try enable.map { text in
             guard let version = NFSVersion(argument: text) else {
                 throw ValidationError("bad NFS version \"\(text)\" for -V: use 3, 4, 4.0, 4.1 or 4.2")
             }
-            settings.versions[version] = true
+            return version
         }
-        if tcp { settings.tcp = true }
-        if noTCP { settings.tcp = false }
-        if udp { settings.udp = true }
-        if noUDP { settings.udp = false }
+        line.switchVersions(off: off, on: on)
+        line.tcp = noTCP ? false : tcp ? true : nil
+        line.udp = noUDP ? false : udp ? true : nil
         for (name, value) in [("lease-time", leaseTime), ("grace-time", graceTime)] {
             if let value, !(10...3600).contains(value) {
                 throw ValidationError("--\(name) must be from 10 to 3600 seconds, got \(value)")
             }
         }
-        if let leaseTime { settings.leaseTime = leaseTime }
-        if let graceTime { settings.graceTime = graceTime }
+        line.leaseTime = leaseTime
+        line.graceTime = graceTime
         if vsock.contains(0) && vsock != [0] {
             throw ValidationError("--vsock 0 stops vsock service and takes no other --vsock port")
         }
@@ -131,16 +124,27 @@ public struct NfsdControlCommand: ParsableCommand {
             throw ValidationError("bad vsock port \(port)")
         }
         // --vsock 0 is not a port: run() stops vsock service for it.
-        if !vsock.isEmpty && vsock != [0] { settings.vsockPorts = vsock }
-        if noVsockBridge { settings.vsockBridge = false }
-        settings.syslog = settings.syslog || syslog
-        settings.debug = settings.debug || debug
-        return settings
+        if !vsock.isEmpty && vsock != [0] { line.vsockPorts = vsock }
+        if noVsockBridge { line.vsockBridge = false }
+        if syslog { line.syslog = true }
+        if debug { line.debug = true }
+        return line
+    }
+
+    /// The merged settings: defaults, then nfs.conf, then this command line.
+    func settings(conf: NFSConf) throws -> NFSDSettings {
+        let line = try commandLine()
+        do {
+            return try NFSDSettings(commandLine: line, conf: conf)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     public func run() throws {
         let paths = SystemPaths.fromEnvironment(ProcessEnvironment.current)
-        let settings = try settings(conf: NFSConf.load(paths: paths))
+        let conf = NFSConf.load(paths: paths)
+        let settings = try settings(conf: conf)
         let logger = Logger(syslog: settings.syslog, verbose: settings.debug)
         let controller = NFSDController(kernel: NFSDKernel(paths: paths), log: { logger.info($0) })
         let bridge = BridgeProcess(paths: paths)
@@ -149,73 +153,63 @@ public struct NfsdControlCommand: ParsableCommand {
                 try stopVsock(controller: controller, bridge: bridge, logger: logger)
                 return
             }
-            if settings.threads == 0 {
+            if BridgeServicePolicy.stopsBridgeBeforeStart(settings) {
                 bridge.clearWanted()
                 if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
                 if bridge.stop() { logger.info("stopped nfs-vsock-bridge") }
             }
+            // What ran before this run marks anything.
+            let running = BridgeServicePolicy.RunningBridge(pid: bridge.runningPID, wantedPorts: bridge.wantedPorts)
             let report = try controller.start(settings)
-            if report.vsockForBridge.isEmpty && !report.alreadyRunning { bridge.clearWanted() }
-            if settings.threads > 0 && !report.alreadyRunning {
-                logger.notice("nfsd: \(report.threads) threads; listening on \(report.listeners.joined(separator: ", "))")
-                // Where the server can be reached, whether or not -d is given.
-                for listener in report.listeners { logger.always("rpc.nfsd: listening on \(listener)") }
-                if report.listeners.isEmpty { logger.always("rpc.nfsd: no IP listener: IP clients are not served") }
-            }
-            if report.alreadyRunning {
-                logger.always("rpc.nfsd: the server is running; " + (report.changed.isEmpty ? "nothing changed" : "changed: " + report.changed.joined(separator: "; ")))
-                if !report.left.isEmpty { logger.always("rpc.nfsd: left as it was: " + report.left.joined(separator: "; ")) }
-            }
-            for port in report.vsockServedByKernel {
-                logger.always("rpc.nfsd: vsock port \(port): served by the kernel")
-            }
-            if !report.vsockForBridge.isEmpty, let instance = report.bridgeInstance {
-                let ports = report.vsockForBridge.map(String.init).joined(separator: ", ")
-                let target = instance.listener
-                let versions = instance.versions.map(\.rawValue).joined(separator: " and ")
-                let through = "through its own nfsd (tcp \(target) in network namespace \(BridgeNamespace.name), NFSv\(versions); NFSv4.0 is off for guests: its callbacks would have nfsd connect out from this host; \(instance.connectionLimit))"
-                do {
-                    try bridge.markWanted(ports: report.vsockForBridge, target: target)
-                } catch {
-                    logger.error("rpc.nfsd: \(error)")
-                }
-                if BridgeProcess.underSystemd(ProcessEnvironment.current) {
-                    logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge.socket (systemd) \(through)")
-                } else if report.bridgeInstanceKept, let pid = bridge.serves(report.vsockForBridge) {
-                    logger.always("rpc.nfsd: vsock port \(ports): served by nfs-vsock-bridge (pid \(pid)) \(through); left running, its guests keep their connections")
-                } else {
-                    // A bridge serving other ports gives them up first.
-                    if report.alreadyRunning, let old = bridge.wantedPorts, bridge.stop() {
-                        logger.always("rpc.nfsd: stopped nfs-vsock-bridge, which served vsock port \(old.map(String.init).joined(separator: ", ")) (its guests reconnect)")
-                        try? bridge.markWanted(ports: report.vsockForBridge, target: target)
-                    }
-                    if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
-                    do {
-                        let user = NFSConf.load(paths: paths).value("vsock", "user")?.text ?? "nfs-vsock-bridge"
-                        guard Privileges.account(user) != nil else {
-                            throw SystemError("getpwnam", "\(user), the user nfs-vsock-bridge runs as (create it: useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(user); or set [vsock] user)", errno: ENOENT)
-                        }
-                        let started = try bridge.start(ports: report.vsockForBridge, target: target)
-                        logger.always("rpc.nfsd: vsock port \(ports): the kernel has no AF_VSOCK transport; served by nfs-vsock-bridge (pid \(started.pid), user \(user)) \(through); its log: \(started.log)")
-                    } catch {
-                        bridge.clearWanted()
-                        if report.alreadyRunning {
-                            // IP clients keep their server.
-                            if !report.bridgeInstanceKept { controller.stopBridgeInstance() }
-                            logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); vsock is not served, IP service is left as it was")
-                        } else {
-                            try? controller.stop()
-                            logger.error("rpc.nfsd: cannot start nfs-vsock-bridge for vsock port \(ports): \(error); the server was stopped")
-                        }
-                        throw ExitCode.failure
-                    }
-                }
+            if BridgeServicePolicy.clearsWanted(after: report) { bridge.clearWanted() }
+            logger.say(BridgeServicePolicy.serverLines(report, threads: settings.threads))
+            if let bridged = BridgeServicePolicy.Bridged(report) {
+                try serve(bridged, running: running, conf: conf, controller: controller, bridge: bridge, logger: logger)
             }
         } catch let exit as ExitCode {
             throw exit
         } catch {
             logger.error("rpc.nfsd: \(error)")
             throw ExitCode.failure
+        }
+    }
+
+    /// Serves the ports the kernel left to the bridge, as BridgeServicePolicy decides.
+    func serve(_ bridged: BridgeServicePolicy.Bridged, running: BridgeServicePolicy.RunningBridge, conf: NFSConf,
+               controller: NFSDController, bridge: BridgeProcess, logger: Logger) throws {
+        do {
+            try bridge.markWanted(ports: bridged.ports, target: bridged.target)
+        } catch {
+            logger.error("rpc.nfsd: \(error)")
+        }
+        switch bridged.decide(underSystemd: BridgeProcess.underSystemd(ProcessEnvironment.current), running: running) {
+        case .servedBySystemd:
+            logger.say([bridged.servedBySystemdLine])
+        case .keep(let pid):
+            logger.say([bridged.keptLine(pid: pid)])
+        case .start(let stopping):
+            // A bridge serving other ports gives them up first.
+            if let old = stopping, bridge.stop() {
+                logger.say([BridgeServicePolicy.Bridged.stoppedLine(served: old)])
+                try? bridge.markWanted(ports: bridged.ports, target: bridged.target)
+            }
+            if let unverified = bridge.unverified { logger.always("rpc.nfsd: " + unverified.notice) }
+            do {
+                let user = try conf.resolve("vsock", "user", as: .text, default: BridgeServicePolicy.defaultUser)
+                guard Privileges.account(user) != nil else { throw BridgeServicePolicy.Bridged.missingUser(user) }
+                let started = try bridge.start(ports: bridged.ports, target: bridged.target)
+                logger.say([bridged.startedLine(pid: started.pid, user: user, log: "\(started.log)")])
+            } catch {
+                bridge.clearWanted()
+                let failure = bridged.afterFailedStart("\(error)")
+                switch failure.cleanup {
+                case .stopBridgeInstance: _ = controller.stopBridgeInstance()
+                case .stopServer: try? controller.stop()
+                case .none: break
+                }
+                logger.say([failure.line])
+                throw ExitCode.failure
+            }
         }
     }
 
@@ -227,17 +221,10 @@ public struct NfsdControlCommand: ParsableCommand {
         let pid = bridge.runningPID
         let stoppedBridge = bridge.stop()
         let stoppedInstance = try controller.stopVsock()
-        var stopped: [String] = []
-        if stoppedBridge, let pid { stopped.append("nfs-vsock-bridge (pid \(pid))") }
-        if stoppedInstance { stopped.append("the nfsd for vsock guests and network namespace \(BridgeNamespace.name)") }
         let kernel = controller.kernel
-        let remaining = kernel.threads > 0
-            ? "IP service is left as it was (\(kernel.threads) threads; \(kernel.portlist.joined(separator: ", ")))"
-            : "no IP service was running"
-        logger.always("rpc.nfsd: " + (stopped.isEmpty ? "vsock was not served; nothing changed; " : "vsock is no longer served: stopped \(stopped.joined(separator: " and ")); ") + remaining)
-        if BridgeProcess.underSystemd(ProcessEnvironment.current) {
-            logger.always("rpc.nfsd: nfs-vsock-bridge.socket still holds its vsock ports: systemctl stop nfs-vsock-bridge.socket")
-        }
+        logger.say(BridgeServicePolicy.stopVsockLines(
+            stoppedBridgePID: stoppedBridge ? pid : nil, stoppedInstance: stoppedInstance, threads: kernel.threads,
+            portlist: kernel.portlist, underSystemd: BridgeProcess.underSystemd(ProcessEnvironment.current)))
     }
 
     /// `nfsd-control release-guest CID [--json]`: the management layer's
@@ -344,6 +331,16 @@ struct Logger {
     func always(_ message: String) { emit(LOG_NOTICE, message) }
 
     func error(_ message: String) { emit(LOG_ERR, message) }
+
+    func say(_ lines: [BridgeServicePolicy.Line]) {
+        for line in lines {
+            switch line {
+            case .verbose(let text): notice(text)
+            case .always(let text): always(text)
+            case .error(let text): error(text)
+            }
+        }
+    }
 
     private func emit(_ priority: Int32, _ message: String) {
         if syslog {

@@ -148,24 +148,24 @@ struct FileSystemTests {
     }
 
     @Test("nfs.conf: sections, comments, later files win")
-    func nfsConf() {
+    func nfsConf() throws {
         var conf = NFSConf()
         conf.add("[exportfs]\n# comment\nstate-directory-path = /var/lib/nfs2 ; trailing\n[nfsd]\nvers4.1=y\n", file: "a")
         conf.add("[NFSD]\n threads = 16\nvers4.1 = n\n", file: "b")
         #expect(conf.string("exportfs", "state-directory-path") == "/var/lib/nfs2")
-        #expect(conf.int("nfsd", "threads") == 16)
-        #expect(conf.bool("nfsd", "vers4.1") == false)
+        #expect(try conf.value("nfsd", "threads", as: .integer(0...8192)) == 16)
+        #expect(try conf.value("nfsd", "vers4.1", as: .boolean) == false)
         #expect(conf.value("nfsd", "threads")?.file == "b")
     }
 
     // Found by fuzz-nfs-conf: "\r\n" is one Character, so a file with CRLF
     // line ends was read as one line (one section, no keys).
     @Test("nfs.conf with CRLF line ends")
-    func nfsConfCRLF() {
+    func nfsConfCRLF() throws {
         var conf = NFSConf()
         conf.add("[nfsd]\r\nthreads = 8\r\n[mountd]\r\nmanage-gids = y\r\n", file: "a")
-        #expect(conf.int("nfsd", "threads") == 8)
-        #expect(conf.bool("mountd", "manage-gids") == true)
+        #expect(try conf.value("nfsd", "threads", as: .integer(0...8192)) == 8)
+        #expect(try conf.value("mountd", "manage-gids", as: .boolean) == true)
         #expect(conf.value("mountd", "manage-gids")?.line == 4)
     }
 

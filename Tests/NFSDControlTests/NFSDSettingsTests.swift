@@ -78,6 +78,19 @@ struct NFSDSettingsTests {
         }
     }
 
+    @Test("a bad nfs.conf value the command line overrides is not read; one it does not override still fails")
+    func overriddenConf() throws {
+        let conf = "[nfsd]\nthreads = lots\nvers4.1 = maybe\nudp = sometimes\n"
+        let value = try settings(["-V", "4.1", "-U", "16"], conf: conf)
+        #expect(value.threads == 16 && value.isEnabled(.v4_1) && !value.udp)
+        do {
+            _ = try settings(["-V", "4.1", "16"], conf: conf)
+            Issue.record("udp = sometimes accepted")
+        } catch {
+            #expect(NfsdControlCommand.message(for: error) == "/etc/nfs.conf:4: [nfsd] udp: expected y or n, got \"sometimes\"")
+        }
+    }
+
     @Test("settings that cannot make a server", arguments: [
         (["-N", "3", "-N", "4"], "every NFS version is switched off"),
         (["-T"], "no transport left"),
