@@ -216,10 +216,7 @@ struct MountVsockRequestTests {
 
 func connectUnix(_ path: String) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = try! BridgeListeners.unixAddress(path)
-    let status = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let status = try! BridgeListeners.unixAddress(path).withSockaddr { connect(fd, $0, $1) }
     return status == 0 ? fd : -1
 }
 
