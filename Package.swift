@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
         // What several test targets share: temporary roots, a loopback listener,
         // bytes sent and received whole.
-        .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["NFSAdmin", "SystemEdge"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
         .testTarget(name: "SystemEdgeTests", dependencies: ["SystemEdge", "CLinux"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "TestSupport"]),
@@ -96,7 +96,7 @@ let package = Package(
         .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC", "SystemEdge"]),
         .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol", "SystemEdge"]),
         .testTarget(name: "RPCMetricsTests", dependencies: ["RPCMetrics", "TestSupport"]),
-        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "TestSupport"]),
+        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "SystemEdge", "TestSupport"]),
         .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "SystemEdge", "CLinux", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

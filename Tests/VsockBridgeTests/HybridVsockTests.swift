@@ -108,12 +108,8 @@ private func threadCount() -> Int {
 /// loopback address it came from (-1 and "" if none came in 5 s).
 private func acceptForwarded(_ server: Int32) -> (fd: Int32, source: String) {
     guard readable(server, within: 5000) else { return (-1, "") }
-    var peer = sockaddr_in()
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let fd = withUnsafeMutablePointer(to: &peer) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(server, $0, &length) }
-    }
-    return (fd, IPAddress.v4(UInt32(bigEndian: peer.sin_addr.s_addr)).description)
+    let (fd, peer) = SocketAddress.accept(server)
+    return (fd, peer.flatMap { IPAddress($0) }?.description ?? "0.0.0.0")
 }
 
 @Suite("hybrid vsock: configuration")
