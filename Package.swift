@@ -22,9 +22,13 @@ let package = Package(
         // What the bridge measures of the ONC RPC stream it forwards: the
         // record-marking parser, its counts and latency histogram. Pure.
         .target(name: "RPCMetrics"),
+        // The system-call edge every target that touches the kernel shares:
+        // socket addresses (inet, inet6, vsock, unix) in and out of sockaddr.
+        // Depends on nothing of the project but the CLinux headers.
+        .target(name: "SystemEdge", dependencies: ["CLinux"]),
         // The I/O layer the tools share: state directory, etab lock and
         // atomic write, kernel cache channels, the exportability probe.
-        .target(name: "NFSAdmin", dependencies: ["NFSExports", "RPCMetrics", "CLinux"]),
+        .target(name: "NFSAdmin", dependencies: ["NFSExports", "RPCMetrics", "SystemEdge", "CLinux"]),
         .target(
             name: "ExportfsCommand",
             dependencies: [
@@ -33,7 +37,7 @@ let package = Package(
             ]),
         .executableTarget(name: "exportfs", dependencies: ["ExportfsCommand"]),
         // rpc.nfsd: versions, times, listeners (TCP, UDP, AF_VSOCK by fd), threads.
-        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "CSystemd"]),
+        .target(name: "NFSDControl", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "SystemEdge", "CSystemd"]),
         .target(
             name: "NfsdControlCommand",
             dependencies: [
@@ -49,7 +53,7 @@ let package = Package(
         .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // mountd's I/O: channels, signals, reloads, libblkid, sd_notify.
-        .target(name: "Mountd", dependencies: ["MountdCore", "MountProtocol", "NFSAdmin", "NFSExports", "CBlkid", "CSystemd", "CLinux"]),
+        .target(name: "Mountd", dependencies: ["MountdCore", "MountProtocol", "NFSAdmin", "NFSExports", "SystemEdge", "CBlkid", "CSystemd", "CLinux"]),
         .target(
             name: "MountdCommand",
             dependencies: [
@@ -59,9 +63,9 @@ let package = Package(
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
         // What both ends of the vsock hop share: the byte forwarder, its
         // meter, socket tuning, the privileged source port search.
-        .target(name: "Forwarding", dependencies: ["RPCMetrics", "CLinux"]),
+        .target(name: "Forwarding", dependencies: ["RPCMetrics", "SystemEdge", "CLinux"]),
         // The host bridge for kernels without an AF_VSOCK nfsd transport.
-        .target(name: "VsockBridge", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "NFSExports"]),
+        .target(name: "VsockBridge", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "NFSExports", "SystemEdge"]),
         .target(
             name: "BridgeCommand",
             dependencies: [
@@ -70,12 +74,13 @@ let package = Package(
             ]),
         .executableTarget(name: "nfs-vsock-bridge", dependencies: ["BridgeCommand"]),
         // The guest's mount helper: a loopback relay to the host's vsock port.
-        .target(name: "GuestMount", dependencies: ["Forwarding", "NFSAdmin", "NFSExports", "CLinux"]),
+        .target(name: "GuestMount", dependencies: ["Forwarding", "NFSAdmin", "NFSExports", "SystemEdge", "CLinux"]),
         .executableTarget(name: "mount.vsock", dependencies: ["GuestMount"]),
         // What several test targets share: temporary roots, a loopback listener,
         // bytes sent and received whole.
-        .target(name: "TestSupport", dependencies: ["NFSAdmin"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["NFSAdmin", "SystemEdge"], path: "Tests/TestSupport"),
         .testTarget(name: "NFSExportsTests", dependencies: ["NFSExports"]),
+        .testTarget(name: "SystemEdgeTests", dependencies: ["SystemEdge", "CLinux"]),
         .testTarget(name: "NFSAdminTests", dependencies: ["NFSAdmin", "NFSExports", "RPCMetrics", "TestSupport"]),
         .testTarget(name: "ExportfsCommandTests", dependencies: ["ExportfsCommand", "NFSAdmin", "NFSExports"]),
         .testTarget(name: "MountdCoreTests", dependencies: ["MountdCore", "NFSExports"]),
@@ -88,11 +93,11 @@ let package = Package(
         // (the svc dispatch trampoline and raw-XDR routines).
         .systemLibrary(name: "CTIRPC", pkgConfig: "libtirpc", providers: [.apt(["libtirpc-dev"])]),
         .target(name: "CMountGlue", dependencies: ["CTIRPC"]),
-        .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC"]),
-        .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol"]),
+        .target(name: "MountProtocol", dependencies: ["CMountGlue", "CTIRPC", "SystemEdge"]),
+        .testTarget(name: "MountProtocolTests", dependencies: ["MountProtocol", "SystemEdge"]),
         .testTarget(name: "RPCMetricsTests", dependencies: ["RPCMetrics", "TestSupport"]),
-        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "TestSupport"]),
-        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "CLinux", "TestSupport"]),
+        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "SystemEdge", "TestSupport"]),
+        .testTarget(name: "VsockBridgeTests", dependencies: ["VsockBridge", "GuestMount", "NFSAdmin", "NFSExports", "SystemEdge", "CLinux", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NFSAdmin
+import SystemEdge
 
 /// The relay's listening socket on guest loopback.
 enum RelayListener {
@@ -14,16 +15,7 @@ enum RelayListener {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
         for port in ports {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = TCPEndpoint.loopback.bigEndian
-            let bound = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    // SAFETY: a complete sockaddr_in.
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            let bound = SocketAddress.inet(address: TCPEndpoint.loopback, port: port).withSockaddr { bind(fd, $0, $1) }
             if bound != 0 {
                 let error = errno
                 // A failed bind leaves the socket unbound: the same one can try the next port.

@@ -4,6 +4,7 @@ import Glibc
 import Forwarding
 import NFSAdmin
 import NFSExports
+import SystemEdge
 
 /// The guest side of NFS over vsock for stock kernels: a relay listening on
 /// guest loopback TCP that forwards each connection to the host's vsock
@@ -22,7 +23,7 @@ public final class VsockRelay: Sendable {
     /// connected from a privileged port: isPrivileged), so the host's
     /// `secure` check sees the truth.
     public func connectHost(privileged: Bool) throws(SystemError) -> Int32 {
-        let target = VsockAddress(cid: cid, port: port)
+        let target = SocketAddress.vsock(cid: cid, port: port)
         func vsockSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
@@ -36,7 +37,7 @@ public final class VsockRelay: Sendable {
         if privileged {
             let outcome = try PrivilegedPort.connect(
                 socket: vsockSocket,
-                bind: { fd, local in VsockAddress(cid: VsockAddress.anyCID, port: UInt32(local)).withSockaddr { bind(fd, $0, $1) } },
+                bind: { fd, local in SocketAddress.vsock(cid: SocketAddress.anyCID, port: UInt32(local)).withSockaddr { bind(fd, $0, $1) } },
                 connect: connectTarget)
             switch outcome {
             case .connected(let fd): return fd
@@ -78,17 +79,14 @@ public final class VsockRelay: Sendable {
 
     private func acceptLoop(_ listener: Int32, relayPort: UInt16) {
         while true {
-            var peer = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let connection = withUnsafeMutablePointer(to: &peer) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
-            }
+            let (connection, peer) = SocketAddress.accept(listener)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 sleep(1)
                 continue
             }
-            let client = TCPEndpoint(address: UInt32(bigEndian: peer.sin_addr.s_addr), port: UInt16(bigEndian: peer.sin_port))
+            // The listener is AF_INET: a peer is always a sockaddr_in.
+            let client: TCPEndpoint? = if case .inet(let address, let port)? = peer { TCPEndpoint(address: address, port: port) } else { nil }
             SocketTuning.noDelay(connection)
             active.withLock { $0 += 1 }
             DetachedThread.start { [self] in
@@ -96,7 +94,8 @@ public final class VsockRelay: Sendable {
                     close(connection)
                     active.withLock { $0 -= 1 }
                 }
-                let privileged = Self.isPrivileged(client, relay: TCPEndpoint(address: TCPEndpoint.loopback, port: relayPort))
+                let relay = TCPEndpoint(address: TCPEndpoint.loopback, port: relayPort)
+                let privileged = client.map { Self.isPrivileged($0, relay: relay) } ?? false
                 guard let host = try? connectHost(privileged: privileged) else { return }
                 defer { close(host) }
                 // Writeback goes through here: buffers resident from the start.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMountGlue
 import CTIRPC
+import SystemEdge
 
 /// "tcp" or "udp": how a call arrived or how a client calls.
 public enum MountTransport: String, Sendable, CaseIterable {
@@ -143,10 +144,11 @@ struct MountDispatcher: Sendable {
     static func peer(of xprt: UnsafeMutablePointer<SVCXPRT>, transport: MountTransport) -> MountPeer {
         let remote = xprt.pointee.xp_rtaddr
         guard let buffer = remote.buf,
-              let address = SocketAddress(UnsafeRawPointer(buffer), length: Int(remote.len))
+              let address = SocketAddress(bytes: UnsafeRawBufferPointer(start: buffer, count: Int(remote.len))),
+              let port = address.ipPort, let host = address.numericHost
         else {
             return MountPeer(address: "", port: 0, transport: transport.rawValue)
         }
-        return MountPeer(address: address.host, port: address.port, transport: transport.rawValue)
+        return MountPeer(address: host, port: port, transport: transport.rawValue)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMountGlue
 import CTIRPC
+import SystemEdge
 
 /// A MOUNT client on libtirpc (clnt_tli_create to a known address and port,
 /// AUTH_SYS credentials as mount.nfs and showmount send): what the tests
@@ -19,7 +20,7 @@ public final class MountRPCClient {
     private let client: UnsafeMutablePointer<CLIENT>
 
     public init(host: String, port: UInt16, transport: MountTransport, version: UInt32, timeout: Duration = .seconds(5)) throws(MountRPCError) {
-        guard var address = SocketAddress(numeric: host, port: port) else {
+        guard let address = SocketAddress(numericHost: host, port: port) else {
             throw MountRPCError(step: .configuration, subject: "MOUNT server \"\(host)\"", rpcError: "not a numeric IPv4 or IPv6 address")
         }
         self.version = version
@@ -31,10 +32,10 @@ public final class MountRPCClient {
             throw MountRPCError(step: .connect, subject: "\(server)/\(netid)", rpcError: "no netid \(netid) in /etc/netconfig")
         }
         defer { freenetconfigent(nconf) }
-        let length = address.length
         mountglue_createerr_clear()
-        let created = address.withMutableSockaddr { pointer in
-            var target = netbuf(maxlen: UInt32(length), len: UInt32(length), buf: UnsafeMutableRawPointer(pointer))
+        let created = address.withSockaddr { pointer, length in
+            // clnt_tli_create copies the address and does not write it.
+            var target = netbuf(maxlen: UInt32(length), len: UInt32(length), buf: UnsafeMutableRawPointer(mutating: pointer))
             return clnt_tli_create(RPC_ANYFD, nconf, &target, rpcprog_t(MountProgram.number), rpcvers_t(version), 0, 0)
         }
         guard let created else {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMountGlue
 import CTIRPC
+import SystemEdge
 import Synchronization
 
 /// The MOUNT protocol server (RPC program 100005, versions 1 and 3) that
@@ -164,8 +165,8 @@ public final class MountRPCServer: Sendable {
             let dispatcher = MountDispatcher(service: service, versions: served, log: log)
             let (loop, thread) = try Self.startThread(endpoints: endpoints, dispatcher: dispatcher,
                                                       idleTimeout: idleConnectionTimeout, maxConnections: maxConnections)
-            let tcpPort = endpoints.first { $0.transport == .tcp }?.local.port
-            let udpPort = endpoints.first { $0.transport == .udp }?.local.port
+            let tcpPort = endpoints.first { $0.transport == .tcp }?.local.ipPort
+            let udpPort = endpoints.first { $0.transport == .udp }?.local.ipPort
             return Running(loop: loop, thread: thread, registrations: registrations, ports: (tcpPort, udpPort))
         } catch {
             for entry in registrations { Rpcbind.unregister(entry) }
@@ -189,7 +190,7 @@ public final class MountRPCServer: Sendable {
     /// The address to bind, and whether it is a dual-stack wildcard.
     private func listenAddress() throws(MountRPCError) -> (SocketAddress, Bool) {
         if let address {
-            guard let parsed = SocketAddress(numeric: address, port: port) else {
+            guard let parsed = SocketAddress(numericHost: address, port: port) else {
                 throw MountRPCError(step: .configuration, subject: "listen address \"\(address)\"",
                                     rpcError: "not a numeric IPv4 or IPv6 address")
             }
@@ -197,9 +198,9 @@ public final class MountRPCServer: Sendable {
         }
         // Where the kernel has no IPv6 at all, listen on IPv4 only.
         let probe = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard probe >= 0 else { return (SocketAddress.any(family: AF_INET, port: port), false) }
+        guard probe >= 0 else { return (SocketAddress.anyInet(port: port), false) }
         close(probe)
-        return (SocketAddress.any(family: AF_INET6, port: port), true)
+        return (SocketAddress.anyInet6(port: port), true)
     }
 
     private static func openSocket(_ transport: MountTransport, at address: SocketAddress, dualStack: Bool) throws(MountRPCError) -> Int32 {

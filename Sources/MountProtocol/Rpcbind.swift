@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMountGlue
 import CTIRPC
+import SystemEdge
 
 /// One rpcbind entry: program 100005, a version, a netid ("tcp", "udp6"...)
 /// and the universal address clients are sent to.
@@ -21,7 +22,7 @@ struct RpcbindEntry: Sendable, CustomStringConvertible {
         var pairs: [(String, SocketAddress)] = []
         if local.family == AF_INET6 {
             pairs.append((base + "6", local))
-            if dualStack { pairs.append((base, SocketAddress.any(family: AF_INET, port: local.port))) }
+            if dualStack { pairs.append((base, SocketAddress.anyInet(port: local.ipPort ?? 0))) }
         } else {
             pairs.append((base, local))
         }
@@ -41,8 +42,7 @@ enum Rpcbind {
         defer { freenetconfigent(nconf) }
         _ = rpcb_unset(rpcprog_t(MountProgram.number), rpcvers_t(entry.version), nconf)
         mountglue_createerr_clear()
-        var storage = entry.address
-        let done = withNetbuf(&storage) { rpcb_set(rpcprog_t(MountProgram.number), rpcvers_t(entry.version), nconf, $0) }
+        let done = withNetbuf(entry.address) { rpcb_set(rpcprog_t(MountProgram.number), rpcvers_t(entry.version), nconf, $0) }
         guard done != 0 else {
             let reason = mountglue_createerr_is_set()
                 ? createErrorText()
@@ -59,10 +59,10 @@ enum Rpcbind {
         return rpcb_unset(rpcprog_t(MountProgram.number), rpcvers_t(entry.version), nconf) != 0
     }
 
-    private static func withNetbuf<R>(_ address: inout SocketAddress, _ body: (UnsafePointer<netbuf>) -> R) -> R {
-        let length = address.length
-        return address.withMutableSockaddr { pointer in
-            var buffer = netbuf(maxlen: UInt32(length), len: UInt32(length), buf: UnsafeMutableRawPointer(pointer))
+    private static func withNetbuf<R>(_ address: SocketAddress, _ body: (UnsafePointer<netbuf>) -> R) -> R {
+        address.withSockaddr { pointer, length in
+            // rpcb_set reads the address (taddr2uaddr) and does not write it.
+            var buffer = netbuf(maxlen: UInt32(length), len: UInt32(length), buf: UnsafeMutableRawPointer(mutating: pointer))
             return body(&buffer)
         }
     }

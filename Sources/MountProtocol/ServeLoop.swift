@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CMountGlue
 import CTIRPC
+import SystemEdge
 import Synchronization
 
 /// libtirpc keeps its server side in process globals: the table of

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import NFSAdmin
+import NFSExports
+import SystemEdge
 
 /// A bound (and, for streams, listening) socket that we open and hand to
 /// the kernel NFS server by descriptor.
@@ -37,7 +39,9 @@ public struct ListenerSocket: Sendable {
                 node = current.pointee.ai_next
                 let info = current.pointee
                 let family = info.ai_family
-                guard family == AF_INET || family == AF_INET6, let address = info.ai_addr else { continue }
+                guard family == AF_INET || family == AF_INET6,
+                      let address = info.ai_addr.flatMap({ SocketAddress(bytes: UnsafeRawBufferPointer(start: $0, count: Int(info.ai_addrlen))) })
+                else { continue }
                 let shown = ListenerSocket.describe(address, port: port)
                 let fd = socket(family, info.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.ai_protocol)
                 if fd < 0 {
@@ -50,7 +54,7 @@ public struct ListenerSocket: Sendable {
                 if family == AF_INET6 {
                     setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
                 }
-                if bind(fd, address, info.ai_addrlen) != 0 {
+                if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
                     let error = errno
                     Glibc.close(fd)
                     throw ListenerError.system(transport: transport, address: shown, SystemError("bind", shown, errno: error))
@@ -75,15 +79,16 @@ public struct ListenerSocket: Sendable {
         let shown = "vsock:*:\(port)"
         let fd: Int32
         do {
-            fd = try VsockAddress(cid: VsockAddress.anyCID, port: port).listen()
+            fd = try SocketAddress.vsock(cid: SocketAddress.anyCID, port: port).listen()
         } catch {
             throw .system(transport: .vsock, address: shown, error)
         }
         return ListenerSocket(fd: fd, transport: .vsock, name: shown)
     }
 
-    static func describe(_ address: UnsafeMutablePointer<sockaddr>, port: UInt16) -> String {
-        guard let ip = HostResolver.ipAddress(of: address) else { return "?:\(port)" }
+    /// IPAddress's text (RFC 5952, ::ffff:a.b.c.d kept), not inet_ntop's.
+    static func describe(_ address: SocketAddress, port: UInt16) -> String {
+        guard let ip = IPAddress(address) else { return "?:\(port)" }
         return ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
     }
 }

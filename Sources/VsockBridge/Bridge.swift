@@ -5,6 +5,7 @@ import Forwarding
 import NFSAdmin
 import NFSExports
 import RPCMetrics
+import SystemEdge
 
 /// The host side of NFS over vsock on kernels without an AF_VSOCK nfsd
 /// transport: accepts guest connections (AF_VSOCK, or hybrid-vsock Unix
@@ -304,29 +305,25 @@ public final class Bridge: Sendable {
     private func acceptOne(_ served: Served) -> AcceptResult {
         switch served.listener {
         case .vsock(let fd, let port):
-            var storage = [UInt8](repeating: 0, count: 128)
-            var length = socklen_t(storage.count)
-            let connection = storage.withUnsafeMutableBytes { raw in
-                // SAFETY: raw is large enough for any sockaddr_vm.
-                accept(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-            }
+            let (connection, peerAddress) = SocketAddress.accept(fd)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { return .accepted }
                 return errno == EAGAIN ? .none : .failed(errno)
             }
             // The host kernel (vhost-vsock) drops guest packets whose
             // source CID is not the guest's own: the CID is trustworthy.
-            guard let peer = VsockAddress(bytes: Array(storage.prefix(Int(length)))) else {
+            guard case .vsock(let peerCID, let peerPort)? = peerAddress else {
                 log.warning("vsock port \(port): a connection without a vsock peer address; closed")
                 close(connection)
                 return .accepted
             }
-            let name = "vsock:\(peer.cid):\(peer.port)"
-            if let refusal = vsockRefusal(of: peer.cid) {
-                refuse(connection, cid: peer.cid, peer: name, refusal.reason)
+            // Not the address's description: VMADDR_CID_ANY stays a number here.
+            let name = "vsock:\(peerCID):\(peerPort)"
+            if let refusal = vsockRefusal(of: peerCID) {
+                refuse(connection, cid: peerCID, peer: name, refusal.reason)
                 return .accepted
             }
-            admit(connection, cid: peer.cid, privileged: peer.port < 1024, unprivileged: peer.port >= 1024, from: name)
+            admit(connection, cid: peerCID, privileged: peerPort < 1024, unprivileged: peerPort >= 1024, from: name)
         case .unix(let fd, let path, let cid):
             let connection = accept(fd, nil, nil)
             if connection < 0 {
@@ -371,7 +368,7 @@ public final class Bridge: Sendable {
         let mapping = configuration.mapping
         switch cid {
         case 0: return .failure(Refusal(reason: "CID 0 is the hypervisor's, not a guest's"))
-        case VsockAddress.anyCID: return .failure(Refusal(reason: "CID \(cid) is VMADDR_CID_ANY, not a guest's"))
+        case SocketAddress.anyCID: return .failure(Refusal(reason: "CID \(cid) is VMADDR_CID_ANY, not a guest's"))
         default:
             guard let address = mapping.address(of: cid) else {
                 return .failure(Refusal(reason: "CID \(cid) has no address in \(mapping) (CIDs up to \(mapping.maxCID))"))
@@ -558,18 +555,6 @@ enum LoopbackConnector {
         guard case .v4(let sourceValue) = source, case .v4(let targetValue)? = IPAddress(host) else {
             throw SystemError("connect", host, errno: EAFNOSUPPORT)
         }
-        func withSockaddrIn(_ value: UInt32, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = value.bigEndian
-            return withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    // SAFETY: a complete sockaddr_in, for the call.
-                    body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
         func tcpSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
@@ -580,8 +565,8 @@ enum LoopbackConnector {
         // search, bound to the guest's source address all the same.
         let outcome = try PrivilegedPort.connect(
             from: privileged ? PrivilegedPort.range : [0], socket: tcpSocket,
-            bind: { fd, local in withSockaddrIn(sourceValue, local) { bind(fd, $0, $1) } },
-            connect: { fd in withSockaddrIn(targetValue, port) { Glibc.connect(fd, $0, $1) } })
+            bind: { fd, local in SocketAddress.inet(address: sourceValue, port: local).withSockaddr { bind(fd, $0, $1) } },
+            connect: { fd in SocketAddress.inet(address: targetValue, port: port).withSockaddr { Glibc.connect(fd, $0, $1) } })
         switch outcome {
         case .connected(let fd): return fd
         case .bindFailed(let local, let error): throw SystemError("bind", "\(source):\(local)", errno: error)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NFSAdmin
+import SystemEdge
 
 /// Opens the bridge's listening sockets, or takes them from systemd socket
 /// activation (`ListenStream=vsock::2049`, or a hybrid-vsock Unix path).
@@ -14,7 +15,7 @@ public enum BridgeListeners {
         var listeners: [Bridge.Listener] = []
         do throws(SystemError) {
             for port in configuration.vsockPorts {
-                let fd = try VsockAddress(cid: VsockAddress.anyCID, port: port).listen()
+                let fd = try SocketAddress.vsock(cid: SocketAddress.anyCID, port: port).listen()
                 listeners.append(.vsock(fd: fd, port: port))
             }
             for unix in configuration.unixListeners {
@@ -68,20 +69,15 @@ public enum BridgeListeners {
         let configured = configuration.unixListenersByPath
         var passed: [String: Int32] = [:]
         for fd in systemdFirstFD..<(systemdFirstFD + count) {
-            var storage = [UInt8](repeating: 0, count: 128)
-            var length = socklen_t(storage.count)
-            let status = storage.withUnsafeMutableBytes { raw in
-                // SAFETY: raw is large enough for any address family used here.
-                getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-            }
+            let (status, address) = SocketAddress.receiving({ getsockname(fd, $0, $1) }, succeeded: { $0 == 0 })
             guard status == 0 else { throw SystemError("getsockname", "systemd socket \(fd)", errno: errno) }
-            if let address = VsockAddress(bytes: Array(storage.prefix(Int(length)))) {
-                listeners.append(.vsock(fd: fd, port: address.port))
+            if case .vsock(_, let port)? = address {
+                listeners.append(.vsock(fd: fd, port: port))
                 continue
             }
-            let family = Int32(UInt16(storage[0]) | UInt16(storage[1]) << 8)
-            if family == AF_UNIX {
-                let path = String(decoding: storage[2..<Int(length)].prefix { $0 != 0 }, as: UTF8.self)
+            if case .unix(let socketPath)? = address {
+                // An abstract or unnamed socket has no path to look up.
+                let path = socketPath.pathname ?? ""
                 guard let unix = configured[BridgeConfiguration.pathKey(path)] else {
                     throw SystemError("configure", "systemd socket \(path): no --unix (or [vsock] unix =) \(path)=CID[:USER] names its VM", errno: EINVAL)
                 }
@@ -104,21 +100,15 @@ public enum BridgeListeners {
     /// can connect. Changing the owner takes root; a bridge that is not
     /// root can only create sockets for its own uid.
     /// The address of the Unix socket at `path` (NUL-terminated in place).
-    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+    static func unixAddress(_ path: String) throws(SystemError) -> SocketAddress {
+        guard let socketPath = UnixSocketPath(path: path) else {
             throw SystemError("bind", path, errno: ENAMETOOLONG)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
-        return address
+        return .unix(socketPath)
     }
 
     static func listenUnix(_ path: String, owner: UInt32) throws(SystemError) -> Int32 {
-        var address = try unixAddress(path)
+        let address = try unixAddress(path)
         let us = geteuid()
         guard us == 0 || owner == us else {
             throw SystemError("fchownat", "\(path) to the VMM's uid \(owner): the bridge runs as uid \(us), not root (start it as root, or as the VMM's user)", errno: EPERM)
@@ -136,12 +126,7 @@ public enum BridgeListeners {
         let (bound, bindError) = umaskLock.withLock { _ in
             let before = umask(0o177)
             defer { umask(before) }
-            let bound = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    // SAFETY: a complete sockaddr_un.
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            let bound = address.withSockaddr { bind(fd, $0, $1) }
             return (bound, errno)
         }
         guard bound == 0 else {

@@ -4,6 +4,7 @@ import Forwarding
 import NFSAdmin
 import RPCMetrics
 import Synchronization
+import SystemEdge
 import TestSupport
 
 /// A connected TCP pair on loopback: (the connecting end, the accepted end).
@@ -11,10 +12,7 @@ private func tcpPair() -> (Int32, Int32) {
     let listener = tcpListener()
     defer { close(listener.fd) }
     let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = loopbackAddress(port: listener.port)
-    _ = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    _ = loopbackAddress(port: listener.port).withSockaddr { connect(client, $0, $1) }
     return (client, accept(listener.fd, nil, nil))
 }
 

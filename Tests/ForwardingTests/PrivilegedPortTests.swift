@@ -1,15 +1,13 @@
 import Glibc
 import Testing
 import Forwarding
+import SystemEdge
 import TestSupport
 
 /// Calls `body` with 127.0.0.1:`port` as a sockaddr.
 private func withLoopback(_ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
-    withSockaddr(loopbackAddress(port: port), body)
+    loopbackAddress(port: port).withSockaddr(body)
 }
-
-/// The port a socket is bound to.
-private func localPort(_ fd: Int32) -> UInt16 { UInt16(bigEndian: localAddress(fd).sin_port) }
 
 /// A port that was free a moment ago.
 private func freePort() -> UInt16 {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 @testable import MountProtocol
+import SystemEdge
 import Testing
 
 /// Bytes written out by hand from RFC 1813 section 5 and RFC 1094 appendix A.
@@ -138,23 +139,23 @@ import Testing
         ("::ffff:0:192.0.2.1", "::ffff:0:c000:201"), // not v4-mapped (RFC 2765 translated)
     ])
     func numericTextAndUnmapping(input: String, host: String) throws {
-        let address = try #require(SocketAddress(numeric: input, port: 635))
-        #expect(address.host == host)
-        #expect(address.port == 635)
+        let address = try #require(SocketAddress(numericHost: input, port: 635))
+        #expect(address.numericHost == host)
+        #expect(address.ipPort == 635)
     }
 
     @Test(arguments: ["localhost", "", "1.2.3", "::g"])
     func onlyNumericAddresses(input: String) {
-        #expect(SocketAddress(numeric: input, port: 1) == nil)
+        #expect(SocketAddress(numericHost: input, port: 1) == nil)
     }
 
     @Test func rpcbindEntriesOfADualStackEndpoint() throws {
-        let local = SocketAddress.any(family: AF_INET6, port: 20048)
+        let local = SocketAddress.anyInet6(port: 20048)
         let entries = RpcbindEntry.entries(for: local, transport: .tcp, versions: [1, 3], dualStack: true)
         #expect(entries.map { "\($0.version) \($0.netid) \($0.address.description)" } == [
             "1 tcp6 [::]:20048", "1 tcp 0.0.0.0:20048", "3 tcp6 [::]:20048", "3 tcp 0.0.0.0:20048",
         ])
-        let v4 = try #require(SocketAddress(numeric: "127.0.0.1", port: 700))
+        let v4 = try #require(SocketAddress(numericHost: "127.0.0.1", port: 700))
         #expect(RpcbindEntry.entries(for: v4, transport: .udp, versions: [3], dualStack: false).map(\.description)
             == ["(mountd v3, udp, 127.0.0.1:700)"])
     }

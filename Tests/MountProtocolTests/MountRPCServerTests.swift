@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import MountProtocol
+import SystemEdge
 import Testing
 
 /// A MountRPCServer on loopback (no rpcbind, kernel-chosen ports) called by
@@ -338,13 +339,7 @@ import Testing
 func connectedTCPSocket(port: UInt16) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     try #require(fd >= 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let connected = SocketAddress.inet(address: 0x7F00_0001, port: port).withSockaddr { connect(fd, $0, $1) }
     try #require(connected == 0)
     return fd
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 @testable import MountProtocol
+import SystemEdge
 import Testing
 
 /// Debian's rpcbind, rpcinfo and showmount (nfs-utils) against the server.
@@ -84,7 +85,7 @@ enum RpcbindSandbox {
         try #require(RpcbindSandbox.isRunning, "rpcbind did not come up")
 
         // A stale entry, as a mountd that died would leave: start() replaces it.
-        let stale = RpcbindEntry(version: 3, netid: "tcp", address: try #require(SocketAddress(numeric: "0.0.0.0", port: 1)))
+        let stale = RpcbindEntry(version: 3, netid: "tcp", address: try #require(SocketAddress(numericHost: "0.0.0.0", port: 1)))
         try Rpcbind.register(stale)
 
         // Production shape: every address (dual-stack), both versions, both transports.

@@ -130,17 +130,6 @@ struct NFSDSettingsTests {
         #expect(running.kernelVsockPorts == [2049])
         #expect(running.json.contains("\"kernelPorts\": [2049]"))
     }
-
-    @Test("the vsock sockaddr is zeroed except family, port and CID")
-    func vsockAddress() {
-        let bytes = VsockAddress(cid: VsockAddress.anyCID, port: 2049).bytes
-        #expect(bytes.count == 16)
-        #expect(bytes[0] == 40 && bytes[1] == 0)
-        #expect(Array(bytes[4..<8]) == [0x01, 0x08, 0, 0])
-        #expect(Array(bytes[8..<12]) == [0xff, 0xff, 0xff, 0xff])
-        #expect(bytes[12...].allSatisfy { $0 == 0 } && bytes[2] == 0 && bytes[3] == 0)
-        #expect(VsockAddress(bytes: bytes) == VsockAddress(cid: VsockAddress.anyCID, port: 2049))
-    }
 }
 
 @Suite("rpc.nfsd and the bridge's nfsd")

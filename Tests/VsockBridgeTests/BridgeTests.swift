@@ -3,6 +3,7 @@ import Testing
 import CLinux
 import NFSAdmin
 import NFSExports
+import SystemEdge
 import TestSupport
 @testable import GuestMount
 @testable import VsockBridge
@@ -216,10 +217,7 @@ struct MountVsockRequestTests {
 
 func connectUnix(_ path: String) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = try! BridgeListeners.unixAddress(path)
-    let status = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let status = try! BridgeListeners.unixAddress(path).withSockaddr { connect(fd, $0, $1) }
     return status == 0 ? fd : -1
 }
 
@@ -240,15 +238,11 @@ struct BridgeTests {
         let guest = connectUnix(path)
         #expect(guest >= 0)
         defer { close(guest) }
-        var peer = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let accepted = withUnsafeMutablePointer(to: &peer) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(server.fd, $0, &length) }
-        }
+        let (accepted, peer) = SocketAddress.accept(server.fd)
         #expect(accepted >= 0)
         defer { close(accepted) }
-        #expect(IPAddress.v4(UInt32(bigEndian: peer.sin_addr.s_addr)).description == "127.128.0.7")
-        #expect(UInt16(bigEndian: peer.sin_port) >= 1024, "a hybrid guest counts as unprivileged")
+        #expect(peer?.numericHost == "127.128.0.7")
+        #expect((peer?.ipPort ?? 0) >= 1024, "a hybrid guest counts as unprivileged")
         #expect(bridge.guests == [7: 1])
 
         // An RPC call and its reply (counted), then bytes that are not RPC
@@ -478,25 +472,16 @@ private func loopback(_ port: UInt16) -> TCPEndpoint { TCPEndpoint(address: TCPE
 
 /// The local end of a connected or bound socket.
 private func localEndpoint(_ fd: Int32) -> TCPEndpoint {
-    let address = localAddress(fd)
-    return TCPEndpoint(address: UInt32(bigEndian: address.sin_addr.s_addr), port: UInt16(bigEndian: address.sin_port))
+    guard case .inet(let address, let port)? = SocketAddress.local(of: fd) else { return TCPEndpoint(address: 0, port: 0) }
+    return TCPEndpoint(address: address, port: port)
 }
 
 /// `fd` bound to 127.0.0.1:`port` (0: any) and connected to 127.0.0.1:`target`;
 /// -1 if either fails (after a failed bind the socket can try another port).
 private func connectLoopback(to target: UInt16, from port: UInt16, socket fd: Int32) -> Int32 {
-    func address(_ port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = TCPEndpoint.loopback.bigEndian
-        address.sin_port = port.bigEndian
-        return address
-    }
-    var local = address(port), remote = address(target)
-    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    let bound = SocketAddress.inet(address: TCPEndpoint.loopback, port: port).withSockaddr { bind(fd, $0, $1) }
     guard bound == 0 else { return -1 }
-    let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+    let connected = SocketAddress.inet(address: TCPEndpoint.loopback, port: target).withSockaddr { connect(fd, $0, $1) }
     return connected == 0 ? fd : -1
 }
 

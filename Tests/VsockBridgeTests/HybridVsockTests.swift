@@ -6,6 +6,7 @@ import CLinux
 import TestSupport
 import NFSAdmin
 import NFSExports
+import SystemEdge
 @testable import VsockBridge
 
 /// A fresh directory under /tmp; the caller removes it.
@@ -56,10 +57,13 @@ private enum ChildConnect: Int32 {
 /// at fork, and the child spun forever (seen under ThreadSanitizer). So
 /// everything is allocated and every value computed before the fork.
 private func connectAsUser(_ uid: UInt32, to path: String) -> pid_t {
-    let address = UnsafeMutablePointer<sockaddr_un>.allocate(capacity: 1)
-    address.initialize(to: try! BridgeListeners.unixAddress(path))
+    let address = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    address.initialize(to: sockaddr_storage())
+    let addressLength = try! BridgeListeners.unixAddress(path).withSockaddr { pointer, length in
+        UnsafeMutableRawPointer(address).copyMemory(from: pointer, byteCount: Int(length))
+        return length
+    }
     let socketAddress = UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self)
-    let addressLength = socklen_t(MemoryLayout<sockaddr_un>.size)
     let timeout = UnsafeMutablePointer<timeval>.allocate(capacity: 1)
     timeout.initialize(to: timeval(tv_sec: 5, tv_usec: 0))
     let timeoutLength = socklen_t(MemoryLayout<timeval>.size)
@@ -104,12 +108,8 @@ private func threadCount() -> Int {
 /// loopback address it came from (-1 and "" if none came in 5 s).
 private func acceptForwarded(_ server: Int32) -> (fd: Int32, source: String) {
     guard readable(server, within: 5000) else { return (-1, "") }
-    var peer = sockaddr_in()
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let fd = withUnsafeMutablePointer(to: &peer) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(server, $0, &length) }
-    }
-    return (fd, IPAddress.v4(UInt32(bigEndian: peer.sin_addr.s_addr)).description)
+    let (fd, peer) = SocketAddress.accept(server)
+    return (fd, peer.flatMap { IPAddress($0) }?.description ?? "0.0.0.0")
 }
 
 @Suite("hybrid vsock: configuration")
@@ -332,10 +332,7 @@ struct HybridSocketTests {
         var refused = false
         for _ in 0..<50 where !refused {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var address = try BridgeListeners.unixAddress(path)
-            let result = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let result = try BridgeListeners.unixAddress(path).withSockaddr { connect(fd, $0, $1) }
             refused = result != 0 && errno == ECONNREFUSED
             close(fd)
             if !refused { usleep(10_000) }

@@ -5,14 +5,13 @@ import Testing
 import CLinux
 import NFSAdmin
 import NFSExports
+import SystemEdge
 import TestSupport
 @testable import VsockBridge
 
 /// 127.0.0.`last`:`port`.
-private func loopback(_ last: UInt8, port: UInt16) -> sockaddr_in {
-    var address = loopbackAddress(port: port)
-    address.sin_addr.s_addr = (UInt32(0x7F00_0000) | UInt32(last)).bigEndian
-    return address
+private func loopback(_ last: UInt8, port: UInt16) -> SocketAddress {
+    .inet(address: UInt32(0x7F00_0000) | UInt32(last), port: port)
 }
 
 @Suite("the bridge's connection to nfsd")
@@ -35,10 +34,14 @@ struct LoopbackConnectorTests {
         let server = tcpListener()
         defer { close(server.fd) }
         let first = try LoopbackConnector.connect(from: source, privileged: true, to: "127.0.0.1", port: server.port)
-        let firstEnd = localAddress(first)
+        let firstEnd = SocketAddress.local(of: first)
         close(first)
-        #expect(firstEnd.sin_addr.s_addr == loopback(9, port: 0).sin_addr.s_addr)
-        #expect((512...1023).contains(UInt16(bigEndian: firstEnd.sin_port)))
+        guard case .inet(let firstAddress, let firstPort)? = firstEnd else {
+            Issue.record("bound to \(String(describing: firstEnd))")
+            return
+        }
+        #expect(firstAddress == 0x7F00_0009)
+        #expect((512...1023).contains(firstPort))
 
         // Every privileged port of 127.0.0.9 bound by another socket.
         var takers: [Int32] = []
@@ -46,7 +49,7 @@ struct LoopbackConnectorTests {
         for port in UInt16(512)...1023 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             takers.append(fd)
-            let bound = withSockaddr(loopback(9, port: port)) { bind(fd, $0, $1) }
+            let bound = loopback(9, port: port).withSockaddr { bind(fd, $0, $1) }
             try #require(bound == 0 || errno == EADDRINUSE)
         }
         #expect(throws: SystemError("bind", "\(source): no free privileged port", errno: EADDRINUSE)) {
@@ -54,6 +57,6 @@ struct LoopbackConnectorTests {
         }
         let unprivileged = try LoopbackConnector.connect(from: source, privileged: false, to: "127.0.0.1", port: server.port)
         defer { close(unprivileged) }
-        #expect(UInt16(bigEndian: localAddress(unprivileged).sin_port) >= 1024)
+        #expect(localPort(unprivileged) >= 1024)
     }
 }
