@@ -30,6 +30,7 @@ for cid in 3 4; do
   vmt_mk_ext4 "$r/vm$cid" 64M
   vmt_mk_ext4 "$r/sec$cid"
   echo "vm$cid $token" > "$r/vm$cid/token"
+  echo wait > "$r/vm$cid/hold"
 done
 vmt_write_exports <<EOF2
 $W/r3       vsock:3(ro,fsid=0,insecure)
@@ -61,8 +62,13 @@ if mount.vsock -v 2:/vm$cid /mnt/own; then res mount ok; else res mount "failed 
 res lo-after "\$(cat /sys/class/net/lo/operstate)"
 res token "\$(cat /mnt/own/token)"
 echo "written by guest $cid $token" > /mnt/own/from-guest && sync && res written ok
-# The host checks nfsd-control status while both guests hold their mount.
-sleep 15
+# The host checks nfsd-control status while both guests hold their mount,
+# then writes "go" into hold (a guest whose boot was retried after a panic
+# can start minutes after the other). Each open revalidates the file
+# (close-to-open), so the change is seen within a second; 600 s at most.
+n=0
+while [ "\$(cat /mnt/own/hold)" = wait ] && [ \$n -lt 600 ]; do sleep 1; n=\$((n + 1)); done
+res held "\$n s"
 if mount -t vsock 2:/vm$other /mnt/other 2>/tmp/err; then res other "MOUNTED \$(ls /mnt/other | tr '\n' ' ')"; umount /mnt/other; else res other "refused: \$(grep mount.vsock /tmp/err | tail -n 1)"; fi
 if mount -t vsock 2:/ /mnt/root; then res root "\$(ls /mnt/root | tr '\n' ' ')"; umount /mnt/root; else res root failed; fi
 if mount -t vsock 2:/sec$cid /mnt/sec && echo secure > /mnt/sec/x && sync; then res secure "\$(cat /mnt/sec/x)"; umount /mnt/sec; else res secure failed; fi
@@ -93,6 +99,7 @@ vmt_guest_wait_for g4 60 '^@@result written '
 vmt_capture "$NFSD" status
 printf '%s\n' "$VMT_OUT" | grep -qE '^    3 +127\.128\.0\.3 +[1-9]' || fail "status lists no open connection for guest 3"
 printf '%s\n' "$VMT_OUT" | grep -qE '^    4 +127\.128\.0\.4 +[1-9]' || fail "status lists no open connection for guest 4"
+for cid in 3 4; do echo go > "$W/r$cid/vm$cid/hold"; done
 
 vmt_step "5. kill the bridge during guest 3's copy, start it again"
 vmt_guest_wait_for g3 240 '^@@copy-start'
