@@ -30,10 +30,7 @@
 # Measured here (TCG inside TCG, two guests booting side by side): /init
 # runs about 125 s into the guest's boot. "-cpu max": Debian's 6.12 uses
 # cmpxchg16b from the first allocations and double-faults on QEMU's default
-# CPU model (qemu64 has no CX16); 6.1 boots on either. "la57=off": with
-# max's 5-level paging, 6.12 still double-faulted in 2 of 4 guest boots
-# (security_init, with a corrupt EFLAGS, under TCG inside TCG); 4-level
-# paging is what guests of this size use anyway.
+# CPU model (qemu64 has no CX16); 6.1 boots on either.
 
 VMT_GUEST_MEMORY=${VMT_GUEST_MEMORY:-448}
 VMT_GUEST_CPUS=${VMT_GUEST_CPUS:-1}
@@ -115,7 +112,7 @@ vmt_guest_start() { # NAME CID SCRIPT [qemu args...]
   vmt_guest_initramfs "$name" "$script" "$initrd"
   vmt_note "guest $name: CID $cid, initramfs $(du -k "$initrd" | cut -f1) KiB, ${VMT_GUEST_MEMORY} MiB, $VMT_GUEST_CPUS CPU(s)"
   vmt_start_daemon "guest-$name" "$VMT_WORK/guest-$name.qemu.log" \
-    qemu-system-x86_64 -cpu max,la57=off -m "$VMT_GUEST_MEMORY" -smp "$VMT_GUEST_CPUS" -nographic -no-reboot -nodefaults \
+    qemu-system-x86_64 -cpu max -m "$VMT_GUEST_MEMORY" -smp "$VMT_GUEST_CPUS" -nographic -no-reboot -nodefaults \
       -serial "file:$(vmt_guest_console "$name")" \
       -kernel "/boot/vmlinuz-$(uname -r)" -initrd "$initrd" \
       -append "console=ttyS0 loglevel=1 panic=-1 edd=off mitigations=off" \
