@@ -217,75 +217,25 @@ public struct BridgeCommand: ParsableCommand {
     }
 
     /// SIGHUP (systemctl reload): nfs.conf and this command line read
-    /// again; new limits apply to new connections, vsock ports are opened
-    /// or stopped, and no open connection is dropped. The target, the guest
-    /// block and the user stay (a restart changes them); a new hybrid-vsock
-    /// socket needs root to hand it to its VMM, so it needs a restart too.
+    /// again, and BridgeReload decides what changes.
     func reload(_ bridge: Bridge, paths: SystemPaths, listenersFromSystemd: Bool, log: DaemonLog) {
-        let current = bridge.configuration
-        var new: BridgeConfiguration
+        let read: BridgeConfiguration
         do {
-            new = try configuration(conf: NFSConf.load(paths: paths))
+            read = try configuration(conf: NFSConf.load(paths: paths))
         } catch {
             log.error("reload: \(error); the running configuration stays")
             return
         }
-        var notes: [String] = []
-        if (new.targetHost, new.targetPort) != (current.targetHost, current.targetPort) {
-            notes.append("the target stays \(current.targetHost):\(current.targetPort) (restart the bridge to change it)")
-        }
-        if new.vsockPorts.isEmpty && new.unixListeners.isEmpty { new.vsockPorts = [2049] }
-        if listenersFromSystemd {
-            new.vsockPorts = current.vsockPorts
-            new.unixListeners = current.unixListeners
-        } else {
-            let changes = new.listenerChanges(serving: bridge.listeners)
-            for listener in changes.stop {
-                bridge.stop(listener)
-                if case .unix(_, let path, _) = listener { unlink(path) }
-                notes.append("stopped listening on \(listener.name) (its open connections stay)")
-            }
-            for port in changes.openVsock {
-                var only = BridgeConfiguration()
-                only.vsockPorts = [port]
-                do {
-                    bridge.start(try BridgeListeners.open(only))
-                    notes.append("listening on vsock:*:\(port)")
-                } catch {
-                    log.error("reload: cannot listen on vsock:*:\(port): \(error)")
-                    new.vsockPorts.removeAll { $0 == port }
-                }
-            }
-            for unix in changes.cannotOpen {
-                log.error("reload: not opening the hybrid-vsock socket \(unix.path) (CID \(unix.cid)): handing it to its VMM takes root, which the bridge gave up; restart the bridge")
-                new.unixListeners.removeAll { $0 == unix }
-            }
-        }
-        // More connections may need more descriptors: up to the hard limit
-        // set at start; beyond it the old cap stays.
-        if new.maxConnections > current.maxConnections {
-            do {
-                if let raised = try DescriptorBudget(maxConnections: new.maxConnections, listeners: bridge.listeners.count).apply() {
-                    notes.append(raised)
-                }
-            } catch {
-                log.error("reload: \(error); max-connections stays \(current.maxConnections)")
-                new.maxConnections = current.maxConnections
-            }
-        }
-        let changed = bridge.reload(new)
-        let said = changed + notes
-        log.notice("reloaded: " + (said.isEmpty ? "nothing changed" : said.joined(separator: "; ")) + "; no connection dropped")
-        if listenersFromSystemd && (new.vsockPorts != current.vsockPorts || new.unixListeners != current.unixListeners) {
-            log.warning("reload: the listeners are systemd's (nfs-vsock-bridge.socket): change them there")
-        }
         // The guests' nfsd closes connections past its max_connections
         // (Linux 6.1): rpc.nfsd sets it, the bridge cannot.
-        let file = paths.bridgeNFSD + "/max_connections"
-        if let bytes = try? FileSystem.readIfExists(file), let limit = Int(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n")),
-           limit > 0, limit < new.maxConnections {
-            log.warning("max-connections \(new.maxConnections) is above the guests' nfsd's max_connections \(limit): run rpc.nfsd --vsock PORT again to raise it")
-        }
+        let limitFile = paths.bridgeNFSD + "/max_connections"
+        let guestsMaxConnections = (try? FileSystem.readIfExists(limitFile))
+            .flatMap { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: " \n")) }
+        let outcome = BridgeReload.run(current: bridge.configuration, read: read, listenersFromSystemd: listenersFromSystemd,
+                                       guestsMaxConnections: guestsMaxConnections, effects: LiveBridgeReload(bridge: bridge))
+        for line in outcome.errors { log.error(line) }
+        log.notice(outcome.notice)
+        for line in outcome.warnings { log.warning(line) }
     }
 
     struct StartProblem: Error, CustomStringConvertible {
