@@ -176,7 +176,7 @@ public final class MountdDaemon: @unchecked Sendable {
         for signal in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&mask, signal) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        if signalFD < 0 { throw SystemError("signalfd", "SIGHUP/SIGTERM", errno: errno) }
+        if signalFD < 0 { throw SystemError.current("signalfd", "SIGHUP/SIGTERM") }
         reloadIfNeeded(force: true)
         // Answers cached while no mountd ran may be negative, or older than
         // etab; only then are the caches flushed (staleCacheReason).
@@ -237,7 +237,7 @@ public final class MountdDaemon: @unchecked Sendable {
             if let error = channel.open() {
                 opened.forEach { $0.close() }
                 // The namespace may be half made (rpc.nfsd still at work): try again next second.
-                log.info("cannot open \(channel.name) yet: \(String(cString: strerror(error)))")
+                log.info("cannot open \(channel.name) yet: \(SystemError.describe(error))")
                 return
             }
         }
@@ -312,7 +312,7 @@ public final class MountdDaemon: @unchecked Sendable {
             fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
             let ready = poll(&fds, nfds_t(fds.count), 1000)
             if ready < 0 && errno != EINTR {
-                log.error("poll: \(String(cString: strerror(errno)))")
+                log.error("poll: \(SystemError.describe(errno))")
                 sleep(1)
             }
             if ready > 0 {
@@ -362,7 +362,7 @@ public final class MountdDaemon: @unchecked Sendable {
             case .nothing:
                 return
             case .failed(let error):
-                log.warning("reading \(channel.path): \(String(cString: strerror(error))); reopening")
+                log.warning("reading \(channel.path): \(SystemError.describe(error)); reopening")
                 channel.close()
                 return
             case .request(let line):
@@ -454,7 +454,7 @@ public final class MountdDaemon: @unchecked Sendable {
             if channel.cache == "nfsd.export" && error == EINVAL {
                 log.error("the kernel refused the export of \(subject): possibly an unsupported filesystem, or fsid= is required")
             } else {
-                log.warning("writing \(channel.cache) answer for \(subject): \(String(cString: strerror(error)))")
+                log.warning("writing \(channel.cache) answer for \(subject): \(SystemError.describe(error))")
             }
         }
     }

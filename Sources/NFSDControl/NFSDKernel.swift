@@ -50,7 +50,7 @@ public struct NFSDKernel: Sendable {
             done.append("loaded the nfsd module")
         }
         if mount("nfsd", paths.procNFSD, "nfsd", 0, nil) != 0 {
-            throw .system(SystemError("mount -t nfsd nfsd", paths.procNFSD, errno: errno))
+            throw .system(SystemError.current("mount -t nfsd nfsd", paths.procNFSD))
         }
         done.append("mounted \(paths.procNFSD)")
         return done
