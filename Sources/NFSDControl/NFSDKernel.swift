@@ -64,10 +64,7 @@ public struct NFSDKernel: Sendable {
     /// Runs a program and waits; returns its exit status (127 if it could
     /// not start).
     static func runProgram(_ arguments: [String]) -> Int32 {
-        var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, arguments[0], nil, nil, &argv, environ) == 0 else { return 127 }
+        guard let pid = try? SystemCall.spawn(arguments) else { return 127 }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
