@@ -33,6 +33,13 @@ public final class MountdDaemon: @unchecked Sendable {
         /// The table has host names, wildcards or netgroups: IP clients
         /// need their names looked up.
         var needsNames: Bool
+
+        /// `client`'s names are looked up (which may block): an IP client
+        /// of a table that has host names, wildcards or netgroups.
+        func looksUpNames(of client: ClientAddress) -> Bool {
+            if case .ip = client { return needsNames }
+            return false
+        }
     }
 
     struct FileStamp: Equatable, Sendable {
@@ -82,11 +89,18 @@ public final class MountdDaemon: @unchecked Sendable {
     /// The current export authority (for the MOUNT service).
     public var authority: ExportAuthority { snapshot.withLock { $0.authority } }
 
-    /// An IP client as the export table sees it: its names are looked up
-    /// only when the table has host names, wildcards or netgroups.
+    /// An IP client as the export table sees it (see `identity(of:in:)`).
     func identity(of address: IPAddress) -> ClientIdentity {
-        snapshot.withLock { $0.needsNames } ? ClientIdentity.ip(address, names: names.names(of: address))
-                                             : ClientIdentity(address: .ip(address))
+        identity(of: .ip(address), in: snapshot.withLock { $0 })
+    }
+
+    /// A client as `snapshot`'s table sees it: its names are looked up only
+    /// when `Snapshot.looksUpNames(of:)` says so.
+    func identity(of client: ClientAddress, in snapshot: Snapshot) -> ClientIdentity {
+        if case .ip(let address) = client, snapshot.looksUpNames(of: client) {
+            return ClientIdentity.ip(address, names: names.names(of: address))
+        }
+        return ClientIdentity(address: client)
     }
 
     // MARK: export table
@@ -397,15 +411,11 @@ public final class MountdDaemon: @unchecked Sendable {
                     send(CacheReply.authUnixIP(request, expiry: expiry, domain: nil), on: channel, about: request.addressText)
                     return
                 }
-                if case .ip(let address) = client, current.needsNames {
-                    lookups.submit { [self] in
-                        let identity = ClientIdentity.ip(address, names: names.names(of: address))
-                        answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
-                    }
-                } else {
-                    let identity = ClientIdentity(address: client)
-                    answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
+                // A lookup that may block runs on a worker.
+                let reply: @Sendable () -> Void = { [self] in
+                    answer(request, identity: identity(of: client, in: current), authority: current.authority, expiry: expiry, channel: channel)
                 }
+                if current.looksUpNames(of: client) { lookups.submit(reply) } else { reply() }
             case "nfsd.export":
                 let request = try ExportRequest.parse(line[...])
                 let decision = current.authority.export(domain: request.domain, path: request.path, info: filesystems.info)
