@@ -23,7 +23,9 @@ let package = Package(
         // record-marking parser, its counts and latency histogram. Pure.
         .target(name: "RPCMetrics"),
         // The system-call edge every target that touches the kernel shares:
-        // socket addresses (inet, inet6, vsock, unix) in and out of sockaddr.
+        // socket addresses (inet, inet6, vsock, unix) in and out of sockaddr, and
+        // SystemError, SystemCall.check: a failed call as a thrown error;
+        // SystemCall.spawn, the one posix_spawn.
         // Depends on nothing of the project but the CLinux headers.
         .target(name: "SystemEdge", dependencies: ["CLinux"]),
         // The I/O layer the tools share: state directory, etab lock and

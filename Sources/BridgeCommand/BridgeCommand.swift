@@ -298,7 +298,7 @@ public struct BridgeCommand: ParsableCommand {
                 throw StartProblem(description: "\(error)")
             }
             if chown(directory, account.uid, account.gid) != 0 {
-                throw StartProblem(description: "\(SystemError("chown", "\(directory) to \(name)", errno: errno))")
+                throw StartProblem(description: "\(SystemError.current("chown", "\(directory) to \(name)"))")
             }
         }
         do {

@@ -265,7 +265,7 @@ public struct Exportfs {
             }
             let info = status.info
             if status.errno != 0 {
-                diagnostics.append(Diagnostic(.warning, entry.location, "cannot stat \(entry.path): \(String(cString: strerror(status.errno))); clients will not be able to mount it"))
+                diagnostics.append(Diagnostic(.warning, entry.location, "cannot stat \(entry.path): \(SystemError.describe(status.errno)); clients will not be able to mount it"))
                 unreachable = true
                 continue
             }
@@ -290,7 +290,7 @@ public struct Exportfs {
                 refused.append(entry)
             case .notExportable(let errno):
                 diagnostics.append(Diagnostic(.error, entry.location,
-                    "\(entry.path) does not support NFS export (the kernel said: \(String(cString: strerror(errno)))); \(entry.displayName) not exported"))
+                    "\(entry.path) does not support NFS export (the kernel said: \(SystemError.describe(errno))); \(entry.displayName) not exported"))
                 refused.append(entry)
             }
         }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RPCMetrics
+import SystemEdge
 
 /// Copies bytes both ways between two connected sockets until both sides
 /// are done, with a bounded buffer per direction: a side that stops reading
@@ -145,7 +146,7 @@ public struct Forwarder: Sendable {
     public func run(_ a: Int32, _ b: Int32) -> End {
         for fd in [a, b] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         guard var toB = Pipe(size: bufferSize, resident: resident), var toA = Pipe(size: bufferSize, resident: resident) else {
-            return .error("cannot map \(bufferSize)-byte buffers: \(String(cString: strerror(errno)))")
+            return .error("cannot map \(bufferSize)-byte buffers: \(SystemError.describe(errno))")
         }
         var rpc = measuresRPC ? RPCStreamParser(maxOutstanding: maxOutstandingCalls) : nil
         var publishedRevision: UInt64 = 0
@@ -197,7 +198,7 @@ public struct Forwarder: Sendable {
             }
             if ready < 0 {
                 if errno == EINTR { continue }
-                return .error("poll: \(String(cString: strerror(errno)))")
+                return .error("poll: \(SystemError.describe(errno))")
             }
             if ready == 0 { continue }
             lastActivity = now()
@@ -226,15 +227,15 @@ public struct Forwarder: Sendable {
         let revents = Int32(polled.revents)
         if revents & POLLNVAL != 0 { return .error("descriptor closed") }
         if revents & (POLLIN | POLLHUP | POLLERR) != 0 && Int32(polled.events) & POLLIN != 0 {
-            if let error = inbound.fill(from: fd) { return .error(String(cString: strerror(error))) }
+            if let error = inbound.fill(from: fd) { return .error(SystemError.describe(error)) }
             // The bytes as read, before drain can move them.
             if inbound.lastRead > 0 { rpc?.consume(inbound.lastBytes, from: direction, clock: Self.monotonicNanoseconds) }
-            if !inbound.isEmpty, let error = inbound.drain(to: peer) { return .error(String(cString: strerror(error))) }
+            if !inbound.isEmpty, let error = inbound.drain(to: peer) { return .error(SystemError.describe(error)) }
         } else if revents & POLLERR != 0 {
             return .error("socket error")
         }
         if revents & POLLOUT != 0 && !outbound.isEmpty {
-            if let error = outbound.drain(to: fd) { return .error(String(cString: strerror(error))) }
+            if let error = outbound.drain(to: fd) { return .error(SystemError.describe(error)) }
         }
         return nil
     }

@@ -94,9 +94,9 @@ public enum MountVsock {
         // 3. The relay process outlives mount(8), under a keeper that
         // starts it again if it dies (RelayKeeper): fork before any thread.
         var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return fail("pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&ends) == 0 else { return fail("pipe: \(SystemError.describe(errno))") }
         let child = fork()
-        if child < 0 { return fail("fork: \(String(cString: strerror(errno)))") }
+        if child < 0 { return fail("fork: \(SystemError.describe(errno))") }
         if child == 0 {
             close(ends[0])
             setsid()
@@ -136,12 +136,12 @@ public enum MountVsock {
 /// administrator can act on (pure, so every message is tested).
 enum MountVsockProblem {
     static func noVsockSocket(errno: Int32) -> String {
-        "no vsock support in this guest kernel (socket(AF_VSOCK): \(String(cString: strerror(errno)))): "
+        "no vsock support in this guest kernel (socket(AF_VSOCK): \(SystemError.describe(errno))): "
             + "load it (modprobe vmw_vsock_virtio_transport) and give the VM a vsock device"
     }
 
     static func hostUnreachable(errno: Int32, cid: UInt32, port: UInt32) -> String {
-        let reason = String(cString: strerror(errno))
+        let reason = SystemError.describe(errno)
         switch errno {
         case ECONNREFUSED, ECONNRESET:
             return "the host (CID \(cid)) is not listening on vsock port \(port) (\(reason)): "
@@ -180,7 +180,7 @@ enum MountVsockProblem {
     }
 
     static func mountFailed(errno: Int32, export: String, cid: UInt32) -> String {
-        let reason = String(cString: strerror(errno))
+        let reason = SystemError.describe(errno)
         switch errno {
         case EACCES, EPERM:
             return "the host refused \(export) to this guest (\(reason)): its /etc/exports needs a vsock:<CID> or vsock:* "

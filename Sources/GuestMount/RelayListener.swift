@@ -13,7 +13,7 @@ enum RelayListener {
             throw SystemError("bind", "127.0.0.1: no port to try", errno: EADDRNOTAVAIL)
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
+        guard fd >= 0 else { throw SystemError.current("socket", "AF_INET") }
         for port in ports {
             let bound = SocketAddress.inet(address: TCPEndpoint.loopback, port: port).withSockaddr { bind(fd, $0, $1) }
             if bound != 0 {

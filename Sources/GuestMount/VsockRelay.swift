@@ -26,7 +26,7 @@ public final class VsockRelay: Sendable {
         let target = SocketAddress.vsock(cid: cid, port: port)
         func vsockSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemError("socket(AF_VSOCK)", target.description, errno: errno) }
+            guard fd >= 0 else { throw SystemError.current("socket(AF_VSOCK)", target.description) }
             SocketTuning.enlargeVsockBuffer(fd)
             return fd
         }

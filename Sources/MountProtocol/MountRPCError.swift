@@ -1,9 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemEdge
 
 /// A MOUNT server or client step that failed: which step, on what, and the
-/// OS error or RPC error text that explains it.
+/// OS error or RPC error text that explains it. The OS error's text is
+/// SystemError's (SystemEdge), so it reads as every other tool's.
 public struct MountRPCError: Error, Sendable, CustomStringConvertible {
     public enum Step: String, Sendable {
         /// The server or client was configured wrong (no transport, unknown version, bad address).
@@ -46,7 +48,7 @@ public struct MountRPCError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = "\(step.rawValue) \(subject)"
-        if let errno { text += ": \(String(cString: strerror(errno)))" }
+        if let errno { text += ": \(SystemError.describe(errno))" }
         if let rpcError, !rpcError.isEmpty { text += ": \(rpcError)" }
         return text
     }

@@ -78,7 +78,7 @@ final class ServeLoop: @unchecked Sendable {
             let ready = poll(&fds, nfds_t(fds.count), pollTimeout())
             if ready < 0 {
                 if errno == EINTR { continue }
-                dispatcher.log("MOUNT server: poll failed: \(String(cString: strerror(errno)))")
+                dispatcher.log("MOUNT server: poll failed: \(SystemError.describe(errno))")
                 usleep(100_000) // not a busy loop if it persists; stop() still works
                 continue
             }

@@ -48,7 +48,7 @@ final class CacheChannel: @unchecked Sendable {
                 do throws(SystemError) {
                     opened = try NetworkNamespace.withEntered(namespace) { () throws(SystemError) -> Int32 in
                         let result = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
-                        if result < 0 { throw SystemError("open", path, errno: errno) }
+                        if result < 0 { throw SystemError.current("open", path) }
                         return result
                     }
                 } catch {

@@ -33,6 +33,13 @@ public final class MountdDaemon: @unchecked Sendable {
         /// The table has host names, wildcards or netgroups: IP clients
         /// need their names looked up.
         var needsNames: Bool
+
+        /// `client`'s names are looked up (which may block): an IP client
+        /// of a table that has host names, wildcards or netgroups.
+        func looksUpNames(of client: ClientAddress) -> Bool {
+            if case .ip = client { return needsNames }
+            return false
+        }
     }
 
     struct FileStamp: Equatable, Sendable {
@@ -82,11 +89,18 @@ public final class MountdDaemon: @unchecked Sendable {
     /// The current export authority (for the MOUNT service).
     public var authority: ExportAuthority { snapshot.withLock { $0.authority } }
 
-    /// An IP client as the export table sees it: its names are looked up
-    /// only when the table has host names, wildcards or netgroups.
+    /// An IP client as the export table sees it (see `identity(of:in:)`).
     func identity(of address: IPAddress) -> ClientIdentity {
-        snapshot.withLock { $0.needsNames } ? ClientIdentity.ip(address, names: names.names(of: address))
-                                             : ClientIdentity(address: .ip(address))
+        identity(of: .ip(address), in: snapshot.withLock { $0 })
+    }
+
+    /// A client as `snapshot`'s table sees it: its names are looked up only
+    /// when `Snapshot.looksUpNames(of:)` says so.
+    func identity(of client: ClientAddress, in snapshot: Snapshot) -> ClientIdentity {
+        if case .ip(let address) = client, snapshot.looksUpNames(of: client) {
+            return ClientIdentity.ip(address, names: names.names(of: address))
+        }
+        return ClientIdentity(address: client)
     }
 
     // MARK: export table
@@ -176,7 +190,7 @@ public final class MountdDaemon: @unchecked Sendable {
         for signal in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&mask, signal) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        if signalFD < 0 { throw SystemError("signalfd", "SIGHUP/SIGTERM", errno: errno) }
+        if signalFD < 0 { throw SystemError.current("signalfd", "SIGHUP/SIGTERM") }
         reloadIfNeeded(force: true)
         // Answers cached while no mountd ran may be negative, or older than
         // etab; only then are the caches flushed (staleCacheReason).
@@ -237,7 +251,7 @@ public final class MountdDaemon: @unchecked Sendable {
             if let error = channel.open() {
                 opened.forEach { $0.close() }
                 // The namespace may be half made (rpc.nfsd still at work): try again next second.
-                log.info("cannot open \(channel.name) yet: \(String(cString: strerror(error)))")
+                log.info("cannot open \(channel.name) yet: \(SystemError.describe(error))")
                 return
             }
         }
@@ -312,7 +326,7 @@ public final class MountdDaemon: @unchecked Sendable {
             fds.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0))
             let ready = poll(&fds, nfds_t(fds.count), 1000)
             if ready < 0 && errno != EINTR {
-                log.error("poll: \(String(cString: strerror(errno)))")
+                log.error("poll: \(SystemError.describe(errno))")
                 sleep(1)
             }
             if ready > 0 {
@@ -362,7 +376,7 @@ public final class MountdDaemon: @unchecked Sendable {
             case .nothing:
                 return
             case .failed(let error):
-                log.warning("reading \(channel.path): \(String(cString: strerror(error))); reopening")
+                log.warning("reading \(channel.path): \(SystemError.describe(error)); reopening")
                 channel.close()
                 return
             case .request(let line):
@@ -397,15 +411,11 @@ public final class MountdDaemon: @unchecked Sendable {
                     send(CacheReply.authUnixIP(request, expiry: expiry, domain: nil), on: channel, about: request.addressText)
                     return
                 }
-                if case .ip(let address) = client, current.needsNames {
-                    lookups.submit { [self] in
-                        let identity = ClientIdentity.ip(address, names: names.names(of: address))
-                        answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
-                    }
-                } else {
-                    let identity = ClientIdentity(address: client)
-                    answer(request, identity: identity, authority: current.authority, expiry: expiry, channel: channel)
+                // A lookup that may block runs on a worker.
+                let reply: @Sendable () -> Void = { [self] in
+                    answer(request, identity: identity(of: client, in: current), authority: current.authority, expiry: expiry, channel: channel)
                 }
+                if current.looksUpNames(of: client) { lookups.submit(reply) } else { reply() }
             case "nfsd.export":
                 let request = try ExportRequest.parse(line[...])
                 let decision = current.authority.export(domain: request.domain, path: request.path, info: filesystems.info)
@@ -454,7 +464,7 @@ public final class MountdDaemon: @unchecked Sendable {
             if channel.cache == "nfsd.export" && error == EINVAL {
                 log.error("the kernel refused the export of \(subject): possibly an unsupported filesystem, or fsid= is required")
             } else {
-                log.warning("writing \(channel.cache) answer for \(subject): \(String(cString: strerror(error)))")
+                log.warning("writing \(channel.cache) answer for \(subject): \(SystemError.describe(error))")
             }
         }
     }

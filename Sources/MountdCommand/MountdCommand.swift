@@ -30,7 +30,7 @@ public struct MountdCommand: ParsableCommand {
     @Option(name: [.customShort("V"), .customLong("nfs-version")], help: ArgumentHelp("Offer MOUNT for this NFS version.", valueName: "vers"))
     var enable: [String] = []
 
-    @Option(name: [.customShort("t"), .customLong("num-threads")], help: "Worker threads for name lookups (default 1, accepted for compatibility).")
+    @Option(name: [.customShort("t"), .customLong("num-threads")], help: "Accepted for compatibility and ignored: name lookups run on up to 32 worker threads, made as needed.")
     var threads: Int?
 
     @Flag(name: [.customShort("g"), .customLong("manage-gids")], help: "Answer auth.unix.gid: take users' groups from this server's group database.")

@@ -100,7 +100,7 @@ public struct BridgeNamespace: Sendable {
                 // The nfsd filesystem serves the namespace of the thread that
                 // mounts it.
                 if mount("nfsd", paths.bridgeNFSD, "nfsd", 0, nil) != 0 {
-                    throw SystemError("mount -t nfsd nfsd", paths.bridgeNFSD, errno: errno)
+                    throw SystemError.current("mount -t nfsd nfsd", paths.bridgeNFSD)
                 }
             }
         } catch {

@@ -45,7 +45,7 @@ public struct BridgeStatusFile: Sendable {
     public func write(_ status: BridgeStatus) throws(SystemError) {
         let directory = PathName.directory(of: path)
         if !FileSystem.isDirectory(directory) {
-            if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", directory, errno: errno) }
+            if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemError.current("mkdir", directory) }
         }
         try FileSystem.replaceIfChanged(path, with: Array(status.text.utf8))
     }

@@ -11,7 +11,7 @@ extension FileSystem {
         let parent = PathName.directory(of: path)
         if parent != path && parent != "." && !isDirectory(parent) { try makeDirectories(parent, mode: mode) }
         if mkdir(path, mode) != 0 && !(errno == EEXIST && isDirectory(path)) {
-            throw SystemError("mkdir", path, errno: errno)
+            throw SystemError.current("mkdir", path)
         }
     }
 }

@@ -11,7 +11,7 @@ public enum FileSystem {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw SystemError("open", path, errno: errno)
+            throw SystemError.current("open", path)
         }
         defer { close(fd) }
         return try readAll(fd: fd, name: path)
@@ -26,7 +26,7 @@ public enum FileSystem {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = try check("read", name) {
+            let count = try SystemCall.check("read", name) {
                 buffer.withUnsafeMutableBytes { raw in
                     // SAFETY: raw is a valid writable buffer of raw.count bytes for the call.
                     Glibc.read(fd, raw.baseAddress, raw.count)
@@ -40,7 +40,7 @@ public enum FileSystem {
     static func writeAll(fd: Int32, _ bytes: [UInt8], name: String) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
-            let written = try check("write", name) {
+            let written = try SystemCall.check("write", name) {
                 bytes.withUnsafeBytes { raw in
                     // SAFETY: offset < raw.count, so the range lies inside the array's storage.
                     Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
@@ -53,10 +53,10 @@ public enum FileSystem {
     /// Writes one message in one write(2), as the kernel's cache channels
     /// and /proc/fs/nfsd files require.
     public static func writeMessage(_ text: String, to path: String) throws(SystemError) {
-        let fd = try check("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
+        let fd = try SystemCall.check("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        let written = try check("write", path) {
+        let written = try SystemCall.check("write", path) {
             bytes.withUnsafeBytes { raw in
                 // SAFETY: raw covers the whole message.
                 Glibc.write(fd, raw.baseAddress, raw.count)
@@ -85,7 +85,7 @@ public enum FileSystem {
     public static func directoryEntries(_ directory: String, directories: Bool = false) throws(SystemError) -> [String]? {
         guard let dir = opendir(directory) else {
             if errno == ENOENT { return nil }
-            throw SystemError("opendir", directory, errno: errno)
+            throw SystemError.current("opendir", directory)
         }
         defer { closedir(dir) }
         var names: [String] = []
@@ -138,7 +138,7 @@ public enum FileSystem {
 
     /// Creates `path`, which must not exist yet, for writing.
     public static func createNew(_ path: String, mode: mode_t) throws(SystemError) -> Int32 {
-        try check("open(O_CREAT|O_EXCL|O_NOFOLLOW)", path) { open(path, OpenFlags.createNew, mode) }
+        try SystemCall.check("open(O_CREAT|O_EXCL|O_NOFOLLOW)", path) { open(path, OpenFlags.createNew, mode) }
     }
 
     /// A name beside `path` that no other writer picks, and that nobody
@@ -171,7 +171,7 @@ public enum FileSystem {
         let (fd, temporary) = try createTemporary(beside: path, mode: mode)
         do {
             try writeAll(fd: fd, bytes, name: temporary)
-            try check("fsync", temporary) { fsync(fd) }
+            try SystemCall.check("fsync", temporary) { fsync(fd) }
         } catch {
             close(fd)
             unlink(temporary)
@@ -179,7 +179,7 @@ public enum FileSystem {
         }
         close(fd)
         do {
-            try check("rename", "\(temporary) to \(path)") { rename(temporary, path) }
+            try SystemCall.check("rename", "\(temporary) to \(path)") { rename(temporary, path) }
         } catch {
             unlink(temporary)
             throw error
@@ -203,12 +203,12 @@ public final class FileLock {
 
     public init(path: String) throws(SystemError) {
         self.path = path
-        fd = try check("open", path) { open(path, FileSystem.OpenFlags.lockFile, 0o600) }
+        fd = try SystemCall.check("open", path) { open(path, FileSystem.OpenFlags.lockFile, 0o600) }
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
         do {
-            try check("fcntl(F_SETLKW)", path) { fcntl(fd, F_SETLKW, &lock) }
+            try SystemCall.check("fcntl(F_SETLKW)", path) { fcntl(fd, F_SETLKW, &lock) }
         } catch {
             close(fd)
             throw error

@@ -122,7 +122,7 @@ public struct GuestRelease: Sendable {
         guard report.connectionsBefore > 0 else { return }
         guard ProcessIdentity.startTime(of: status.pid) == status.processStart,
               nfsvsock_sigqueue_int(status.pid, Self.signal, Int32(bitPattern: cid)) == 0 else {
-            report.problems.append("asking nfs-vsock-bridge (pid \(status.pid)) to close the connections: \(String(cString: strerror(errno)))")
+            report.problems.append("asking nfs-vsock-bridge (pid \(status.pid)) to close the connections: \(SystemError.describe(errno))")
             return
         }
         let deadline = ContinuousClock.now + wait

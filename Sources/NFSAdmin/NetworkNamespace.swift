@@ -64,7 +64,7 @@ public enum NetworkNamespace {
         do {
             let target = try openNamespace(path)
             defer { close(target) }
-            try check("setns", path) { setns(target, NFSVSOCK_CLONE_NEWNET) }
+            try SystemCall.check("setns", path) { setns(target, NFSVSOCK_CLONE_NEWNET) }
         } catch {
             throw enterFailed(error)
         }
@@ -78,7 +78,7 @@ public enum NetworkNamespace {
     public static func join(_ path: String) throws(SystemError) {
         let target = try openNamespace(path)
         defer { close(target) }
-        try check("setns", path) { setns(target, NFSVSOCK_CLONE_NEWNET) }
+        try SystemCall.check("setns", path) { setns(target, NFSVSOCK_CLONE_NEWNET) }
     }
 
     /// `withEntered` for bodies that fail with a SystemError.
@@ -109,13 +109,13 @@ public enum NetworkNamespace {
         var pinned = false
         do throws(E) {
             do {
-                try check("unshare(CLONE_NEWNET)", path) { unshare(NFSVSOCK_CLONE_NEWNET) }
+                try SystemCall.check("unshare(CLONE_NEWNET)", path) { unshare(NFSVSOCK_CLONE_NEWNET) }
             } catch {
                 throw failed(error)
             }
             defer { returnHome(home) }
             do {
-                try check("mount --bind", "\(currentThreadFile) on \(path)") {
+                try SystemCall.check("mount --bind", "\(currentThreadFile) on \(path)") {
                     mount(currentThreadFile, path, "none", UInt(MS_BIND), nil)
                 }
             } catch {
@@ -138,10 +138,10 @@ public enum NetworkNamespace {
     /// that no unmount at the path removes.
     static func makeSharedMountPoint(_ directory: String) throws(SystemError) {
         if mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) == 0 { return }
-        guard errno == EINVAL else { throw SystemError("mount --make-rshared", directory, errno: errno) }
+        guard errno == EINVAL else { throw SystemError.current("mount --make-rshared", directory) }
         // Not a mount point yet.
-        try check("mount --rbind", "\(directory) on itself") { mount(directory, directory, "none", UInt(MS_BIND | MS_REC), nil) }
-        try check("mount --make-rshared", directory) { mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) }
+        try SystemCall.check("mount --rbind", "\(directory) on itself") { mount(directory, directory, "none", UInt(MS_BIND | MS_REC), nil) }
+        try SystemCall.check("mount --make-rshared", directory) { mount("", directory, "none", UInt(MS_SHARED | MS_REC), nil) }
     }
 
     /// Unpins the namespace at `path` (it lives on while something is
@@ -156,7 +156,7 @@ public enum NetworkNamespace {
     /// 127.0.0.1/8 as it comes up). Returns whether it was down.
     @discardableResult
     public static func bringLoopbackUp() throws(SystemError) -> Bool {
-        let fd = try check("socket", "AF_INET (to configure lo)") {
+        let fd = try SystemCall.check("socket", "AF_INET (to configure lo)") {
             socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
         defer { close(fd) }
@@ -164,11 +164,11 @@ public enum NetworkNamespace {
         withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { raw in
             for (index, byte) in "lo".utf8.enumerated() { raw[index] = byte }
         }
-        try check("ioctl(SIOCGIFFLAGS)", "lo") { nfsvsock_ioctl_ifreq(fd, UInt(SIOCGIFFLAGS), &request) }
+        try SystemCall.check("ioctl(SIOCGIFFLAGS)", "lo") { nfsvsock_ioctl_ifreq(fd, UInt(SIOCGIFFLAGS), &request) }
         let flags = Int32(request.ifr_ifru.ifru_flags)
         if flags & Int32(IFF_UP) != 0 { return false }
         request.ifr_ifru.ifru_flags = Int16(truncatingIfNeeded: flags | Int32(IFF_UP))
-        try check("ioctl(SIOCSIFFLAGS)", "lo up") { nfsvsock_ioctl_ifreq(fd, UInt(SIOCSIFFLAGS), &request) }
+        try SystemCall.check("ioctl(SIOCSIFFLAGS)", "lo up") { nfsvsock_ioctl_ifreq(fd, UInt(SIOCSIFFLAGS), &request) }
         return true
     }
 
@@ -179,7 +179,7 @@ public enum NetworkNamespace {
     }
 
     private static func openNamespace(_ path: String) throws(SystemError) -> Int32 {
-        try check("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        try SystemCall.check("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
     }
 
     /// Back to the thread's own namespace. If that ever failed the thread
@@ -187,7 +187,7 @@ public enum NetworkNamespace {
     /// channels for another): stop instead.
     private static func returnHome(_ home: Int32) {
         if setns(home, NFSVSOCK_CLONE_NEWNET) != 0 {
-            let reason = String(cString: strerror(errno))
+            let reason = SystemError.describe(errno)
             Console.err("fatal: cannot return to the original network namespace (setns: \(reason))\n")
             abort()
         }

@@ -21,7 +21,7 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
     public init(of fd: Int32) throws(SystemError) {
         var credentials = nfsvsock_ucred()
         var length = socklen_t(MemoryLayout<nfsvsock_ucred>.size)
-        try check("getsockopt(SO_PEERCRED)", "fd \(fd)") {
+        try SystemCall.check("getsockopt(SO_PEERCRED)", "fd \(fd)") {
             // SAFETY: credentials is a whole struct ucred, `length` bytes.
             getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length)
         }

@@ -32,14 +32,14 @@ public enum Privileges {
     /// capabilities) and not dumpable, so that other processes of the same
     /// user can neither ptrace it nor open its descriptors through /proc.
     public static func drop(to account: Account) throws(SystemError) {
-        try check("setgroups", "[]") { setgroups(0, nil) }
-        try check("setgid", "\(account.gid)") { setgid(account.gid) }
-        try check("setuid", "\(account.name) (\(account.uid))") { setuid(account.uid) }
+        try SystemCall.check("setgroups", "[]") { setgroups(0, nil) }
+        try SystemCall.check("setgid", "\(account.gid)") { setgid(account.gid) }
+        try SystemCall.check("setuid", "\(account.name) (\(account.uid))") { setuid(account.uid) }
         // setuid(2) from root sets all three ids; prove it.
         if account.uid != 0 && setuid(0) == 0 {
             throw SystemError("setuid", "0 after dropping to \(account.name): root was not given up", errno: EPERM)
         }
-        try check("prctl(PR_SET_NO_NEW_PRIVS)", "1") { nfsvsock_prctl(PR_SET_NO_NEW_PRIVS, 1) }
-        try check("prctl(PR_SET_DUMPABLE)", "0") { nfsvsock_prctl(PR_SET_DUMPABLE, 0) }
+        try SystemCall.check("prctl(PR_SET_NO_NEW_PRIVS)", "1") { nfsvsock_prctl(PR_SET_NO_NEW_PRIVS, 1) }
+        try SystemCall.check("prctl(PR_SET_DUMPABLE)", "0") { nfsvsock_prctl(PR_SET_DUMPABLE, 0) }
     }
 }

@@ -11,7 +11,7 @@ extension SocketAddress {
     /// A stream socket of this address's family bound to it and listening.
     public func listen(backlog: Int32 = 64) throws(SystemError) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(\(familyName))", description, errno: errno) }
+        guard fd >= 0 else { throw SystemError.current("socket(\(familyName))", description) }
         let bound = withSockaddr { address, length in bind(fd, address, length) }
         if bound != 0 || Glibc.listen(fd, backlog) != 0 {
             let error = errno

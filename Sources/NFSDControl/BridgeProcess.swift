@@ -126,36 +126,21 @@ public struct BridgeProcess: Sendable {
         var arguments = [Self.executable()]
         for port in ports { arguments += ["--vsock", String(port)] }
         arguments += ["--target", target]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var actions: [SystemCall.SpawnAction] = [.open(fd: 0, path: "/dev/null", flags: O_RDONLY, mode: 0)]
         var environment = ProcessEnvironment.current.filter { $0.key != "JOURNAL_STREAM" }.map { "\($0.key)=\($0.value)" }
         let journal = journalStream()
         defer { if let journal { close(journal.fd) } }
         let logTarget: LogTarget
         if let journal {
-            posix_spawn_file_actions_adddup2(&actions, journal.fd, 1)
-            posix_spawn_file_actions_adddup2(&actions, journal.fd, 2)
+            actions += [.duplicate(journal.fd, to: 1), .duplicate(journal.fd, to: 2)]
             environment.append(journal.variable)
             logTarget = .journal
         } else {
-            posix_spawn_file_actions_addopen(&actions, 1, logFile, FileSystem.OpenFlags.childLog, 0o640)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            actions += [.open(fd: 1, path: logFile, flags: FileSystem.OpenFlags.childLog, mode: 0o640), .duplicate(1, to: 2)]
             logTarget = .file(logFile)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // POSIX_SPAWN_SETSID (glibc, 0x80): the bridge leaves our session.
-        posix_spawnattr_setflags(&attributes, 0x80)
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
-        guard status == 0 else { throw SystemError("spawn", arguments[0], errno: status) }
+        // The bridge leaves our session (POSIX_SPAWN_SETSID).
+        let pid = try SystemCall.spawn(arguments, environment: environment, actions: actions, newSession: true, searchPath: true)
         // Our own child: its /proc entry stays until we reap it, exited or not.
         guard let processStart = ProcessIdentity.startTime(of: pid) else {
             kill(pid, SIGTERM)

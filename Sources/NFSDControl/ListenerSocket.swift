@@ -47,7 +47,7 @@ public struct ListenerSocket: Sendable {
                 if fd < 0 {
                     // No IPv6 on this host: listen on IPv4 only, as nfs-utils does.
                     if family == AF_INET6 && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT) { continue }
-                    throw ListenerError.system(transport: transport, address: shown, SystemError("socket", shown, errno: errno))
+                    throw ListenerError.system(transport: transport, address: shown, SystemError.current("socket", shown))
                 }
                 var on: Int32 = 1
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))

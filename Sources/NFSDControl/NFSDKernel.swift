@@ -50,7 +50,7 @@ public struct NFSDKernel: Sendable {
             done.append("loaded the nfsd module")
         }
         if mount("nfsd", paths.procNFSD, "nfsd", 0, nil) != 0 {
-            throw .system(SystemError("mount -t nfsd nfsd", paths.procNFSD, errno: errno))
+            throw .system(SystemError.current("mount -t nfsd nfsd", paths.procNFSD))
         }
         done.append("mounted \(paths.procNFSD)")
         return done
@@ -64,10 +64,7 @@ public struct NFSDKernel: Sendable {
     /// Runs a program and waits; returns its exit status (127 if it could
     /// not start).
     static func runProgram(_ arguments: [String]) -> Int32 {
-        var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, arguments[0], nil, nil, &argv, environ) == 0 else { return 127 }
+        guard let pid = try? SystemCall.spawn(arguments) else { return 127 }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

@@ -40,7 +40,7 @@ public enum SystemdGenerator {
             let path = directory + "/" + dropIn.path
             let parent = PathName.directory(of: path)
             if mkdir(parent, 0o755) != 0 && errno != EEXIST {
-                Console.err("nfs-vsock-generator: \(SystemError("mkdir", parent, errno: errno))\n")
+                Console.err("nfs-vsock-generator: \(SystemError.current("mkdir", parent))\n")
                 return 1
             }
             do {

@@ -265,7 +265,7 @@ public final class Bridge: Sendable {
             let ready = poll(&fds, nfds_t(fds.count), wake.read >= 0 ? -1 : 1000)
             if ready < 0 {
                 if errno == EINTR { continue }
-                log.error("poll on \(served.count) listeners: \(String(cString: strerror(errno)))")
+                log.error("poll on \(served.count) listeners: \(SystemError.describe(errno))")
                 sleep(1)
                 continue
             }
@@ -288,7 +288,7 @@ public final class Bridge: Sendable {
                         // connections end before trying again.
                         let now = Int(time(nil))
                         if now - lastResourceLog >= 10 {
-                            log.error("accept on \(served[index].listener.name): \(String(cString: strerror(error)))")
+                            log.error("accept on \(served[index].listener.name): \(SystemError.describe(error))")
                             lastResourceLog = now
                         }
                         usleep(100_000)
@@ -557,7 +557,7 @@ enum LoopbackConnector {
         }
         func tcpSocket() throws(SystemError) -> Int32 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemError("socket", "AF_INET", errno: errno) }
+            guard fd >= 0 else { throw SystemError.current("socket", "AF_INET") }
             SocketTuning.noDelay(fd)
             return fd
         }

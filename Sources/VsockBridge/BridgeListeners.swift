@@ -70,7 +70,7 @@ public enum BridgeListeners {
         var passed: [String: Int32] = [:]
         for fd in systemdFirstFD..<(systemdFirstFD + count) {
             let (status, address) = SocketAddress.receiving({ getsockname(fd, $0, $1) }, succeeded: { $0 == 0 })
-            guard status == 0 else { throw SystemError("getsockname", "systemd socket \(fd)", errno: errno) }
+            guard status == 0 else { throw SystemError.current("getsockname", "systemd socket \(fd)") }
             if case .vsock(_, let port)? = address {
                 listeners.append(.vsock(fd: fd, port: port))
                 continue
@@ -114,7 +114,7 @@ public enum BridgeListeners {
             throw SystemError("fchownat", "\(path) to the VMM's uid \(owner): the bridge runs as uid \(us), not root (start it as root, or as the VMM's user)", errno: EPERM)
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(AF_UNIX)", path, errno: errno) }
+        guard fd >= 0 else { throw SystemError.current("socket(AF_UNIX)", path) }
         // A socket file left by an earlier run would make bind fail.
         var info = stat()
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }

@@ -40,13 +40,13 @@ public struct DescriptorBudget: Sendable, Equatable {
     public func apply() throws(BridgeConfiguration.Problem) -> String? {
         var current = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &current) == 0 else {
-            throw BridgeConfiguration.Problem("\(SystemError("getrlimit", "RLIMIT_NOFILE", errno: errno))")
+            throw BridgeConfiguration.Problem("\(SystemError.current("getrlimit", "RLIMIT_NOFILE"))")
         }
         let soft = UInt64(current.rlim_cur), hard = UInt64(current.rlim_max)
         guard let wanted = limits(soft: soft, hard: hard) else { return nil }
         var raised = rlimit(rlim_cur: rlim_t(wanted.soft), rlim_max: rlim_t(wanted.hard))
         guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 else {
-            throw BridgeConfiguration.Problem(refusal(soft: soft, hard: hard, error: SystemError("setrlimit", "RLIMIT_NOFILE \(wanted.soft)", errno: errno)))
+            throw BridgeConfiguration.Problem(refusal(soft: soft, hard: hard, error: SystemError.current("setrlimit", "RLIMIT_NOFILE \(wanted.soft)")))
         }
         return "open files limit raised from \(Self.text(soft)) to \(wanted.soft) (max-connections \(maxConnections))"
     }

@@ -1,0 +1,3 @@
+// SystemError, SystemCall and SocketAddress live in SystemEdge; every
+// target that imports NFSAdmin sees them as before.
+@_exported import SystemEdge
