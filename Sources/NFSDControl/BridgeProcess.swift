@@ -122,7 +122,9 @@ public struct BridgeProcess: Sendable {
     /// Starts the bridge detached, logging to the journal or to
     /// /var/log/nfs-vsock-bridge.log (see LogTarget).
     public func start(ports: [UInt32], target: String) throws(SystemError) -> (pid: pid_t, log: LogTarget) {
-        if let pid = runningPID { kill(pid, SIGTERM) }
+        // The old bridge must have let go of its ports before the new one
+        // binds them: stop() waits for it to exit (at most 5 s).
+        stop()
         var arguments = [Self.executable()]
         for port in ports { arguments += ["--vsock", String(port)] }
         arguments += ["--target", target]
