@@ -177,7 +177,7 @@ grep -q '^@@done' "$OUT/guest.txt" || fail "the guest did not finish its rounds 
 vmt_step "summary"
 {
   echo "outer VM: kernel $(uname -r), $(nproc) vCPUs (QEMU TCG), $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
-  echo "guest: the same kernel, $GCPUS vCPU(s), $GMEM MiB, nested QEMU TCG ($(qemu-system-x86_64 --version | head -n 1)), CID 3; devices vhost-vsock-pci, virtio-net-pci (tap, vhost=on), vhost-user-fs-pci, virtio-9p-pci"
+  echo "guest: kernel $(vmt_guest_kver) (booted as $(vmt_guest_image "$(vmt_guest_kver)")), $GCPUS vCPU(s), $GMEM MiB, nested QEMU TCG ($(qemu-system-x86_64 --version | head -n 1)), CID 3; devices vhost-vsock-pci, virtio-net-pci (tap, vhost=on), vhost-user-fs-pci, virtio-9p-pci"
   echo "export: ext4 on a loop device (image in RAM), $DATA; $server_desc"
   echo "virtiofsd: /usr/lib/qemu/virtiofsd ${VIRTIOFSD_ARGS[*]}"
   echo "9p: -virtfs local,path=$DATA,security_model=passthrough; mount -t 9p -o $P9_OPTS"
