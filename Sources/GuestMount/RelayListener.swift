@@ -12,25 +12,15 @@ enum RelayListener {
         guard let first = ports.first, let last = ports.last else {
             throw SystemError("bind", "127.0.0.1: no port to try", errno: EADDRNOTAVAIL)
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError.current("socket", "AF_INET") }
         for port in ports {
-            let bound = SocketAddress.inet(address: TCPEndpoint.loopback, port: port).withSockaddr { bind(fd, $0, $1) }
-            if bound != 0 {
-                let error = errno
-                // A failed bind leaves the socket unbound: the same one can try the next port.
-                if error == EADDRINUSE { continue }
-                close(fd)
-                throw SystemError("bind", "127.0.0.1:\(port)", errno: error)
+            do {
+                return (try SocketAddress.inet(address: TCPEndpoint.loopback, port: port).listen(ListenOptions(backlog: backlog)), port)
+            } catch {
+                // A port in use: try the next.
+                if error.step == .bind && error.errno == EADDRINUSE { continue }
+                throw error.systemError(error.step == .socket ? "AF_INET" : "127.0.0.1:\(port)")
             }
-            guard listen(fd, backlog) == 0 else {
-                let error = errno
-                close(fd)
-                throw SystemError("listen", "127.0.0.1:\(port)", errno: error)
-            }
-            return (fd, port)
         }
-        close(fd)
         throw SystemError("bind", "127.0.0.1 (ports \(first) down to \(last), all in use)", errno: EADDRINUSE)
     }
 }

@@ -85,3 +85,14 @@ public enum RPCStatus: Int32, Sendable {
     case cantConnect = 26
     case transportFailed = 27
 }
+
+extension MountRPCError.Step {
+    /// The step of SocketAddress.listen(_:) that failed.
+    init(_ step: ListenFailure.Step) {
+        switch step {
+        case .socket: self = .socket
+        case .bind: self = .bind
+        case .listen: self = .listen
+        }
+    }
+}

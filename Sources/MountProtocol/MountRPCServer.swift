@@ -205,33 +205,18 @@ public final class MountRPCServer: Sendable {
 
     private static func openSocket(_ transport: MountTransport, at address: SocketAddress, dualStack: Bool) throws(MountRPCError) -> Int32 {
         let subject = "\(transport.rawValue) \(address.description)"
-        let type = transport == .tcp ? SOCK_STREAM : SOCK_DGRAM
-        let fd = socket(address.family, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(.socket, subject) }
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        if transport == .tcp {
-            // A restarted mountd must get its fixed port back despite TIME_WAIT.
-            var on: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
+        // SO_REUSEADDR on TCP: a restarted mountd must get its fixed port
+        // back despite TIME_WAIT. IPV6_V6ONLY explicit either way: the
+        // sysctl default (bindv6only) varies.
+        let options = ListenOptions(type: Int32((transport == .tcp ? SOCK_STREAM : SOCK_DGRAM).rawValue), reuseAddress: transport == .tcp,
+                                    ipv6Only: !dualStack, backlog: SOMAXCONN)
+        let fd: Int32
+        do {
+            fd = try address.listen(options)
+        } catch {
+            throw MountRPCError(step: MountRPCError.Step(error.step), subject: subject, errno: error.errno)
         }
-        if address.family == AF_INET6 {
-            // Explicit either way: the sysctl default (bindv6only) varies.
-            var v6only: Int32 = dualStack ? 0 : 1
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6only, size)
-        }
-        let bound = address.withSockaddr { bind(fd, $0, $1) }
-        guard bound == 0 else {
-            let error = MountRPCError.system(.bind, subject)
-            close(fd)
-            throw error
-        }
-        if transport == .tcp {
-            guard listen(fd, SOMAXCONN) == 0 else {
-                let error = MountRPCError.system(.listen, subject)
-                close(fd)
-                throw error
-            }
-        } else {
+        if transport == .udp {
             // svc_dg reads a datagram only after poll says there is one; never block on a stray wake-up.
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }

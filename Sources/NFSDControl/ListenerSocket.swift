@@ -43,26 +43,14 @@ public struct ListenerSocket: Sendable {
                       let address = info.ai_addr.flatMap({ SocketAddress(bytes: UnsafeRawBufferPointer(start: $0, count: Int(info.ai_addrlen))) })
                 else { continue }
                 let shown = ListenerSocket.describe(address, port: port)
-                let fd = socket(family, info.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.ai_protocol)
-                if fd < 0 {
+                let fd: Int32
+                do {
+                    fd = try address.listen(ListenOptions(type: info.ai_socktype, protocolNumber: info.ai_protocol, reuseAddress: true,
+                                                          ipv6Only: family == AF_INET6 ? true : nil))
+                } catch {
                     // No IPv6 on this host: listen on IPv4 only, as nfs-utils does.
-                    if family == AF_INET6 && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT) { continue }
-                    throw ListenerError.system(transport: transport, address: shown, SystemError.current("socket", shown))
-                }
-                var on: Int32 = 1
-                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-                if family == AF_INET6 {
-                    setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
-                }
-                if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
-                    let error = errno
-                    Glibc.close(fd)
-                    throw ListenerError.system(transport: transport, address: shown, SystemError("bind", shown, errno: error))
-                }
-                if transport == .tcp && listen(fd, 64) != 0 {
-                    let error = errno
-                    Glibc.close(fd)
-                    throw ListenerError.system(transport: transport, address: shown, SystemError("listen", shown, errno: error))
+                    if error.step == .socket && family == AF_INET6 && (error.errno == EAFNOSUPPORT || error.errno == EPROTONOSUPPORT) { continue }
+                    throw ListenerError.system(transport: transport, address: shown, error.systemError(shown))
                 }
                 sockets.append(ListenerSocket(fd: fd, transport: transport, name: shown))
             }
