@@ -274,16 +274,10 @@ public final class MountRPCServer: Sendable {
         }
         let loop = ServeLoop(endpoints: endpoints, dispatcher: dispatcher, wakeReadFD: pipeFDs[0], wakeWriteFD: pipeFDs[1],
                              idleTimeout: idleTimeout, maxConnections: max(1, maxConnections))
-        let retained = Unmanaged.passRetained(loop).toOpaque()
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { argument in
-            guard let argument else { return nil }
-            Unmanaged<ServeLoop>.fromOpaque(argument).takeRetainedValue().run()
-            return nil
-        }, retained)
-        guard created == 0 else {
-            Unmanaged<ServeLoop>.fromOpaque(retained).release()
-            throw MountRPCError(step: .thread, subject: "MOUNT serving thread", errno: created)
+        let thread: pthread_t
+        switch PosixThread.start(detached: false, { loop.run() }) {
+        case .success(let started): thread = started
+        case .failure(let error): throw MountRPCError(step: .thread, subject: "MOUNT serving thread", errno: error.errno)
         }
         return (loop, thread)
     }
