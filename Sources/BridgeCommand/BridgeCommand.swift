@@ -238,9 +238,7 @@ public struct BridgeCommand: ParsableCommand {
         for line in outcome.warnings { log.warning(line) }
     }
 
-    struct StartProblem: Error, CustomStringConvertible {
-        var description: String
-    }
+    typealias StartProblem = NFSExports.Problem
 
     /// Puts the whole process (before any thread starts) into the bridge's
     /// network namespace, unless systemd already did
@@ -251,21 +249,21 @@ public struct BridgeCommand: ParsableCommand {
         let namespace = BridgeNamespace(paths: paths)
         if !namespace.isCurrent {
             guard namespace.exists else {
-                throw StartProblem(description: "the bridge's network namespace \(namespace.pin) does not exist: rpc.nfsd --vsock PORT creates it (with the nfsd instance that serves guests) when the kernel has no AF_VSOCK transport")
+                throw StartProblem("the bridge's network namespace \(namespace.pin) does not exist: rpc.nfsd --vsock PORT creates it (with the nfsd instance that serves guests) when the kernel has no AF_VSOCK transport")
             }
             guard geteuid() == 0 else {
-                throw StartProblem(description: "not in the bridge's network namespace \(namespace.pin) and not root to enter it: start the bridge through rpc.nfsd or nfs-vsock-bridge.service (NetworkNamespacePath=\(namespace.pin))")
+                throw StartProblem("not in the bridge's network namespace \(namespace.pin) and not root to enter it: start the bridge through rpc.nfsd or nfs-vsock-bridge.service (NetworkNamespacePath=\(namespace.pin))")
             }
             do {
                 try NetworkNamespace.join(namespace.pin)
             } catch {
-                throw StartProblem(description: "cannot enter the bridge's network namespace: \(error)")
+                throw StartProblem("cannot enter the bridge's network namespace: \(error)")
             }
         }
         do {
             return try namespace.guestBlock()
         } catch {
-            throw StartProblem(description: "no guest block: \(error)")
+            throw StartProblem("no guest block: \(error)")
         }
     }
 
@@ -279,14 +277,14 @@ public struct BridgeCommand: ParsableCommand {
         do {
             configured = try conf.resolve("vsock", "user", as: .text, commandLine: user)
         } catch {
-            throw StartProblem(description: "\(error)")
+            throw StartProblem("\(error)")
         }
         let name = configured ?? "nfs-vsock-bridge"
         guard let account = Privileges.account(name) else {
-            throw StartProblem(description: "user \(name) does not exist\(configured == nil ? " (the default user of the bridge)" : ""): create it (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another with --user / [vsock] user")
+            throw StartProblem("user \(name) does not exist\(configured == nil ? " (the default user of the bridge)" : ""): create it (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another with --user / [vsock] user")
         }
         guard account.uid != 0 else {
-            throw StartProblem(description: "user \(name) is root: the bridge must not keep root (choose a system user of its own)")
+            throw StartProblem("user \(name) is root: the bridge must not keep root (choose a system user of its own)")
         }
         // Only the bridge's own /run directory changes hands; a --status-file
         // elsewhere must already be writable by the user.
@@ -295,16 +293,16 @@ public struct BridgeCommand: ParsableCommand {
             do {
                 try FileSystem.makeDirectories(directory, mode: 0o755)
             } catch {
-                throw StartProblem(description: "\(error)")
+                throw StartProblem("\(error)")
             }
             if chown(directory, account.uid, account.gid) != 0 {
-                throw StartProblem(description: "\(SystemError.current("chown", "\(directory) to \(name)"))")
+                throw StartProblem("\(SystemError.current("chown", "\(directory) to \(name)"))")
             }
         }
         do {
             try Privileges.drop(to: account)
         } catch {
-            throw StartProblem(description: "cannot drop root: \(error)")
+            throw StartProblem("cannot drop root: \(error)")
         }
     }
 }

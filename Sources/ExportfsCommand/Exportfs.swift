@@ -355,9 +355,7 @@ public struct Exportfs {
 /// `client:/path` on the command line: `host:/p`, `[v6addr]:/p`,
 /// `vsock:5:/p`, `vsock:*:/p`.
 enum ExportArgument {
-    struct Problem: Error {
-        var message: String
-    }
+    typealias Problem = NFSExports.Problem
 
     static func parse(_ argument: String) -> Result<(client: ClientSpec, clientName: String, path: String), Problem> {
         let clientText: Substring

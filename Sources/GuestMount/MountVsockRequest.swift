@@ -1,3 +1,5 @@
+import NFSExports
+
 /// `mount.vsock CID:/export DIR [-o options]`, as mount(8) calls a helper.
 /// Pure parsing: which host CID and vsock port, which export, which NFS
 /// options go through to mount.nfs4.
@@ -14,10 +16,7 @@ public struct MountVsockRequest: Sendable, Equatable {
     public var fake = false
     public var noMtab = false
 
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
-    }
+    public typealias Problem = NFSExports.Problem
 
     /// The default NFS options: NFSv4.1 over TCP (the only transport the
     /// helper offers), hard mounts as an administrator expects.

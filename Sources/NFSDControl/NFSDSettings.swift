@@ -60,10 +60,7 @@ public struct NFSDSettings: Sendable, Equatable {
         return true
     }
 
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
-    }
+    public typealias Problem = NFSExports.Problem
 
     /// What the rpc.nfsd command line asked for: nil (or no entry) for
     /// what it did not name.

@@ -30,11 +30,7 @@ public struct VsockLoopbackMapping: Sendable, Hashable, CustomStringConvertible 
         self = mapping
     }
 
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        init(_ message: String) { self.message = message }
-        public var description: String { message }
-    }
+    public typealias Problem = NFSExports.Problem
 
     /// What a block must be, in words for the administrator.
     public static let requirement = "an aligned block from /9 to /24 inside 127.0.0.0/8 that does not hold 127.0.0.0/24 (e.g. 127.128.0.0/9)"

@@ -22,11 +22,7 @@ public struct BridgeConfiguration: Sendable {
     }
 
     /// A setting the bridge refuses, with a message naming it.
-    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        public init(_ message: String) { self.message = message }
-        public var description: String { message }
-    }
+    public typealias Problem = NFSExports.Problem
 
     public var vsockPorts: [UInt32] = []
     public var unixListeners: [UnixListener] = []
