@@ -6,34 +6,35 @@ import Testing
 
 @Suite("PosixThread: the one place threads are created")
 struct ThreadsTests {
+    /// Runs `start` with a closure that writes `byte` into a pipe, and
+    /// returns what the pipe then holds (read blocks until the thread ran).
+    private func ranBody(writing byte: UInt8, _ start: (@escaping @Sendable () -> Void) throws -> Void) throws -> UInt8 {
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        let (readFD, writeFD) = (fds[0], fds[1])
+        defer { close(readFD); close(writeFD) }
+        try start {
+            var value = byte
+            _ = write(writeFD, &value, 1)
+        }
+        var read: UInt8 = 0
+        #expect(Glibc.read(readFD, &read, 1) == 1)
+        return read
+    }
+
     @Test("a joinable thread runs its body before join returns")
     func joinable() throws {
-        let pipeFDs = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
-        defer { pipeFDs.deallocate() }
-        #expect(pipe(pipeFDs) == 0)
-        let (readFD, writeFD) = (pipeFDs[0], pipeFDs[1])
-        defer { close(readFD); close(writeFD) }
-        let thread = try PosixThread.start(detached: false) {
-            var byte: UInt8 = 7
-            _ = write(writeFD, &byte, 1)
-        }.get()
-        #expect(pthread_join(thread, nil) == 0)
-        var byte: UInt8 = 0
-        #expect(read(readFD, &byte, 1) == 1 && byte == 7)
+        let byte = try ranBody(writing: 7) { body in
+            let thread = try PosixThread.start(detached: false, body).get()
+            #expect(pthread_join(thread, nil) == 0)
+        }
+        #expect(byte == 7)
     }
 
     @Test("a detached thread runs its body")
     func detached() throws {
-        let pipeFDs = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
-        defer { pipeFDs.deallocate() }
-        #expect(pipe(pipeFDs) == 0)
-        let (readFD, writeFD) = (pipeFDs[0], pipeFDs[1])
-        defer { close(readFD); close(writeFD) }
-        #expect(DetachedThread.start {
-            var byte: UInt8 = 9
-            _ = write(writeFD, &byte, 1)
-        })
-        var byte: UInt8 = 0
-        #expect(read(readFD, &byte, 1) == 1 && byte == 9)
+        var started = false
+        let byte = try ranBody(writing: 9) { body in started = DetachedThread.start(body) }
+        #expect(started && byte == 9)
     }
 }
