@@ -279,13 +279,8 @@ public struct BridgeCommand: ParsableCommand {
         } catch {
             throw StartProblem("\(error)")
         }
-        let name = configured ?? "nfs-vsock-bridge"
-        guard let account = Privileges.account(name) else {
-            throw StartProblem("user \(name) does not exist\(configured == nil ? " (the default user of the bridge)" : ""): create it (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \(name)) or name another with --user / [vsock] user")
-        }
-        guard account.uid != 0 else {
-            throw StartProblem("user \(name) is root: the bridge must not keep root (choose a system user of its own)")
-        }
+        let account = try BridgeUser.choose(configured: configured, lookup: Privileges.account)
+        let name = configured ?? BridgeUser.defaultName
         // Only the bridge's own /run directory changes hands; a --status-file
         // elsewhere must already be writable by the user.
         let directory = PathName.directory(of: defaultStatusFile)

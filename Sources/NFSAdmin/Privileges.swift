@@ -9,6 +9,12 @@ public enum Privileges {
         public var name: String
         public var uid: uid_t
         public var gid: gid_t
+
+        public init(name: String, uid: uid_t, gid: gid_t) {
+            self.name = name
+            self.uid = uid
+            self.gid = gid
+        }
     }
 
     /// The user database's entry for `name` (or a number), nil if none.
