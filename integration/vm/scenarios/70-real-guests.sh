@@ -14,7 +14,7 @@
 #   5. guest 3 copies 16 MiB while the host kills the bridge (SIGKILL) and
 #      starts it again: the copy completes and the checksums are equal.
 # Two nested boots, a third if a guest's kernel panics and is booted again:
-# vmt-timeout: 1200
+# vmt-timeout: 1500
 set -euo pipefail
 . "${VMT_LIB:-$(dirname "$0")/../lib.sh}"
 vmt_begin
@@ -89,8 +89,8 @@ vmt_step "boot guests 3 and 4 (nested QEMU, software emulation)"
 t0=$(date +%s)
 vmt_guest_start g3 3 "$W/guest3.sh"
 vmt_guest_start g4 4 "$W/guest4.sh"
-vmt_guest_started g3 3 "$W/guest3.sh" 420
-vmt_guest_started g4 4 "$W/guest4.sh" 420
+vmt_guest_started g3 3 "$W/guest3.sh" 600
+vmt_guest_started g4 4 "$W/guest4.sh" 600
 vmt_note "both guests' init ran $(( $(date +%s) - t0 )) s after start (guest 3's at $(tr -d '\r' < "$(vmt_guest_console g3)" | sed -n 's/^@@guest-start //p') s of its uptime)"
 
 vmt_step "4. while both hold their mount: nfsd-control status lists guests 3 and 4"
