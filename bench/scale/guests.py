@@ -17,6 +17,18 @@ hold PATTERN FIRST COUNT INTERVAL DURATION
     "hold ..." line (key value pairs) with calls, answers, errors, lost
     connections and round-trip times (median, 99th percentile, max, ms).
 
+    nfsd's client ids: Linux's nfsd (6.1 at least) numbers new clients
+    with an unsynchronized counter, so two EXCHANGE_IDs handled at the
+    same moment on two CPUs can get the same client id; the second
+    CREATE_SESSION then fails with NFS4ERR_CLID_INUSE (the record it finds
+    is the other guest's, from another address) or replays the other
+    guest's session. A guest told a client id another guest holds does
+    its EXCHANGE_ID again before any CREATE_SESSION, and one whose
+    CREATE_SESSION gets CLID_INUSE does too; the latter is an error unless
+    its client id was given to another guest as well. Both are counted
+    (clientid_duplicates, setup_retries), as are the NFS errors the guests
+    were sent (nfs_error_replies: what the bridge's count should be).
+
 flood PATTERN FIRST COUNT DURATION HELD
     Hostile guests: for DURATION seconds (or until SIGTERM) each guest (CIDs FIRST ..) opens
     connections as fast as one process can, keeps its newest HELD open
@@ -143,6 +155,7 @@ class Guest:
         self.sequence = 0
         self.sessionid = b""
         self.sent_at_copy = 0.0
+        self.setup_retries = 0
 
 
 def hold(pattern, first, count, interval, duration):
@@ -179,6 +192,11 @@ def hold(pattern, first, count, interval, duration):
     by_index = {guest.index: guest for guest in guests}
     pending = {}  # index -> guest with a call in flight
     lost_count = 0
+    # nfsd's client ids as the guests were told them: id -> guests' CIDs
+    issued = {}
+    duplicates = retries = nfs_error_replies = 0
+    clid_inuse = []  # (cid, client id) of CREATE_SESSIONs refused with CLID_INUSE
+    MAX_SETUP_RETRIES = 3
 
     def lose(guest, now, why):
         nonlocal lost_count
@@ -260,15 +278,47 @@ def hold(pattern, first, count, interval, duration):
                     continue
                 guest.sent_at = None
                 pending.pop(guest.index, None)
+                if why and why.startswith("NFS status "):
+                    nfs_error_replies += 1
+
+                def again(reason):
+                    # EXCHANGE_ID afresh, at once: nfsd replaces the
+                    # unconfirmed record and its duplicated client id.
+                    nonlocal retries
+                    retries += 1
+                    guest.setup_retries += 1
+                    print("guest %d: %s; EXCHANGE_ID again" % (guest.cid, reason), file=sys.stderr)
+                    if guest.setup_retries > MAX_SETUP_RETRIES:
+                        return False
+                    guest.stage = "exchange"
+                    heapq.heappush(due, (arrived, guest.index))
+                    return True
+                if guest.stage == "session" and why == "NFS status 10017":
+                    clid_inuse.append((guest.cid, guest.clientid))
+                    if again("CREATE_SESSION with client id %#x: NFS4ERR_CLID_INUSE" % guest.clientid):
+                        continue
                 if guest.stage != "ready":
                     # Session setup: EXCHANGE_ID gives the client id and
                     # sequence, CREATE_SESSION the session id; next call at once.
                     if why or len(result) < 16:
                         errors += 1
-                        lose(guest, arrived, "%s failed: %s" % ("EXCHANGE_ID" if guest.stage == "exchange" else "CREATE_SESSION", why or "short result"))
+                        lose(guest, arrived, "%s failed: %s (xid %#x, client id %#x)" % (
+                            "EXCHANGE_ID" if guest.stage == "exchange" else "CREATE_SESSION", why or "short result",
+                            got, guest.clientid))
                         continue
                     if guest.stage == "exchange":
                         guest.clientid, guest.sequence = struct.unpack(">QI", result[:12])
+                        holders = issued.setdefault(guest.clientid, set())
+                        others = holders - {guest.cid}
+                        holders.add(guest.cid)
+                        if others:
+                            duplicates += 1
+                            if again("the server gave client id %#x to guest %s too" % (
+                                    guest.clientid, " and ".join(str(c) for c in sorted(others)))):
+                                continue
+                            errors += 1
+                            lose(guest, arrived, "EXCHANGE_ID kept giving client ids other guests hold")
+                            continue
                         guest.stage = "session"
                     else:
                         guest.sessionid, guest.sequence = result[:16], 1
@@ -278,7 +328,9 @@ def hold(pattern, first, count, interval, duration):
                 guest.sequence += 1
                 if why:
                     errors += 1
-                    print("guest %d: %s" % (guest.cid, why), file=sys.stderr)
+                    print("guest %d at %.1f s: %s (xid %#x, client id %#x, session %s, slot sequence %d)" % (
+                        guest.cid, arrived - opened, why, got, guest.clientid, guest.sessionid.hex(), guest.sequence - 1),
+                        file=sys.stderr)
                 else:
                     answers += 1
                     rtts.append(arrived - guest.sent_at_copy)
@@ -290,12 +342,19 @@ def hold(pattern, first, count, interval, duration):
                 else:
                     guest.next += interval
                 heapq.heappush(due, (guest.next, guest.index))
+    # A CLID_INUSE is the duplicated-id race only if the id went to
+    # another guest too; otherwise it is an error.
+    for cid, clientid in clid_inuse:
+        if len(issued.get(clientid, ())) < 2:
+            errors += 1
+            print("guest %d: CLID_INUSE for client id %#x, which no other guest was given" % (cid, clientid), file=sys.stderr)
     lost = [g for g in guests if g.lost is not None]
     for guest in lost[:10]:
         print("lost: guest %d at %.0f s: %s" % (guest.cid, guest.lost[0], guest.lost[1]), file=sys.stderr)
-    print("hold: guests %d connect_failures %d opened_s %.1f setup_calls %d calls %d answers %d errors %d lost %d rtt_p50_ms %.1f rtt_p99_ms %.1f rtt_max_ms %.1f held_s %.0f" % (
+    print("hold: guests %d connect_failures %d opened_s %.1f setup_calls %d calls %d answers %d errors %d lost %d rtt_p50_ms %.1f rtt_p99_ms %.1f rtt_max_ms %.1f held_s %.0f clientid_duplicates %d setup_retries %d nfs_error_replies %d" % (
         count, failures, opened - start, setup_calls, calls, answers, errors, len(lost), 1000 * percentile(rtts, 0.5),
-        1000 * percentile(rtts, 0.99), 1000 * (max(rtts) if rtts else 0), time.monotonic() - opened), flush=True)
+        1000 * percentile(rtts, 0.99), 1000 * (max(rtts) if rtts else 0), time.monotonic() - opened,
+        duplicates, retries, nfs_error_replies), flush=True)
     for guest in guests:
         if guest.lost is None:
             guest.sock.close()
