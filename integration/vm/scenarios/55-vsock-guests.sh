@@ -129,6 +129,32 @@ assert_eq 0 "$(guest_field 1 rpc.unparsedConnections)" "status --json: guest 1's
 vmt_capture "$NFSD" status --prometheus
 assert_contains "$VMT_OUT" 'nfs_vsock_guest_rpc_latency_seconds_count{cid="1",address="127.128.0.1"} ' "status --prometheus: guest 1's round trips"
 
+vmt_step "3b. the metrics against the bytes copied: 16 MiB written through mount x, then read back cold"
+# Guest 1's counter NAME as nfsd-control status --prometheus has it.
+metric_of() { "$NFSD" status --prometheus | awk -v prefix="$1{cid=\"1\"," 'index($0, prefix) == 1 { print $2 }'; }
+# BEFORE AFTER WHAT: the counter moved by the payload, and by at most 5% + 256 KiB more
+# (RPC and record headers, the mount's GETATTRs and COMMIT).
+assert_moved_by_payload() {
+  local delta=$(( $2 - $1 )) low=$(( 16 << 20 )) high=$(( (16 << 20) * 105 / 100 + (256 << 10) ))
+  vmt_note "$3: $delta bytes for a $low-byte file"
+  (( delta >= low && delta <= high )) || fail "$3: moved by $delta bytes, not within $low..$high"
+}
+head -c $(( 16 << 20 )) /dev/urandom > "$W/payload16"
+received0=$(metric_of nfs_vsock_guest_received_bytes_total)
+cp "$W/payload16" "$W/x/payload16"
+timeout 60 sync -f "$W/x/payload16"
+sleep 2  # the bridge publishes its counts once a second
+received1=$(metric_of nfs_vsock_guest_received_bytes_total)
+assert_moved_by_payload "$received0" "$received1" "nfs_vsock_guest_received_bytes_total of guest 1 over the write"
+cmp "$W/payload16" "$R1/vm1/payload16" || fail "the file written through mount x differs on the server"
+sync; echo 3 > /proc/sys/vm/drop_caches
+sent0=$(metric_of nfs_vsock_guest_sent_bytes_total)
+cmp "$W/payload16" "$W/x/payload16" || fail "the file read back through mount x differs"
+sleep 2
+sent1=$(metric_of nfs_vsock_guest_sent_bytes_total)
+assert_moved_by_payload "$sent0" "$sent1" "nfs_vsock_guest_sent_bytes_total of guest 1 over the cold read"
+rm -f "$W/payload16" "$W/x/payload16"
+
 vmt_step "2b. an fstab line (mount -T), with options only mount(8) and systemd know"
 cat > "$W/fstab" <<EOF2
 # a guest's fstab line for its host's export
