@@ -39,11 +39,25 @@ final class FakeNFSD {
     }
 }
 
-/// A loopback TCP port nothing listens on right now.
-private func freePort() -> UInt16 {
-    let (fd, port) = tcpListener()
-    close(fd)
-    return port
+/// A loopback TCP port kept for one test: bound with SO_REUSEADDR and not
+/// listening, so that no parallel test's ephemeral bind or connect takes it
+/// (a port found free and closed at once can be taken: a CI run saw the
+/// start test fail with EADDRINUSE), while rpc.nfsd's listener, which sets
+/// SO_REUSEADDR too, still binds and listens on it.
+private final class ReservedPort {
+    let fd: Int32
+    let port: UInt16
+
+    init() {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var on: Int32 = 1
+        _ = setsockopt(socketFD, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = loopbackAddress().withSockaddr { bind(socketFD, $0, $1) }
+        fd = socketFD
+        port = localPort(socketFD)
+    }
+
+    deinit { close(fd) }
 }
 
 private func loopbackSettings(port: UInt16) -> NFSDSettings {
@@ -62,9 +76,11 @@ struct NFSDControllerTests {
     @Test("a start writes versions, lease and grace, hands over the listener, then starts the threads")
     func start() throws {
         let nfsd = try FakeNFSD()
-        let port = freePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
+        #expect(port != 0)
         let settings = loopbackSettings(port: port)
-        let report = try nfsd.controller().start(settings)
+        let report = try withExtendedLifetime(reserved) { try nfsd.controller().start(settings) }
         #expect(report.listeners == ["tcp 127.0.0.1:\(port)"])
         #expect(report.threads == 8 && !report.alreadyRunning && report.vsockForBridge.isEmpty && report.bridgeInstance == nil)
         #expect(nfsd.value("versions") == "-2 -3 +4 +4.0 +4.1 +4.2 ")
@@ -79,9 +95,10 @@ struct NFSDControllerTests {
     @Test("a listener the kernel refuses undoes the start: threads 0, versions and times as they were")
     func rollbackAfterListener() throws {
         let nfsd = try FakeNFSD(files: ["nfsv4leasetime": "91\n", "nfsv4gracetime": "92\n"], directories: ["portlist"])
-        let port = freePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
         #expect {
-            try nfsd.controller().start(loopbackSettings(port: port))
+            try withExtendedLifetime(reserved) { try nfsd.controller().start(loopbackSettings(port: port)) }
         } throws: { error in
             guard case NFSDError.handOver(.tcp, let name, let cause) = error else { return false }
             return name == "127.0.0.1:\(port)" && cause.errno == EISDIR
@@ -96,8 +113,9 @@ struct NFSDControllerTests {
     @Test("a lease time the kernel refuses: versions put back, no listener, no threads")
     func rollbackAfterLease() throws {
         let nfsd = try FakeNFSD(directories: ["nfsv4leasetime"])
+        let reserved = ReservedPort()
         #expect {
-            try nfsd.controller().start(loopbackSettings(port: freePort()))
+            try withExtendedLifetime(reserved) { try nfsd.controller().start(loopbackSettings(port: reserved.port)) }
         } throws: { error in
             guard case NFSDError.system(let cause) = error else { return false }
             return cause.errno == EISDIR
@@ -156,11 +174,12 @@ struct NFSDControllerTests {
 
     @Test("a running server: a listener it lacks is added, versions named are written, times named are kept and said so")
     func runningServerChanges() throws {
-        let port = freePort()
+        let reserved = ReservedPort()
+        let port = reserved.port
         let nfsd = try FakeNFSD(files: ["threads": "8\n", "versions": "-2 -3 +4 +4.0 +4.1 +4.2\n", "portlist": "tcp 2049\n"])
         var settings = loopbackSettings(port: port)
         settings.versions = [.v3: true]
-        let report = try nfsd.controller().start(settings)
+        let report = try withExtendedLifetime(reserved) { try nfsd.controller().start(settings) }
         #expect(report.alreadyRunning)
         #expect(report.changed.contains { $0.hasPrefix("versions -2 -3 +4 +4.0 +4.1 +4.2 -> ") })
         #expect(report.changed.contains("listening on tcp 127.0.0.1:\(port)"))
