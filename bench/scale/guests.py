@@ -194,9 +194,20 @@ def hold(pattern, first, count, interval, duration):
     lost_count = 0
     # nfsd's client ids as the guests were told them: id -> guests' CIDs
     issued = {}
-    duplicates = retries = nfs_error_replies = 0
+    duplicates = nfs_error_replies = 0
     clid_inuse = []  # (cid, client id) of CREATE_SESSIONs refused with CLID_INUSE
     MAX_SETUP_RETRIES = 3
+
+    def again(guest, now, reason):
+        """EXCHANGE_ID afresh, at once (nfsd replaces the unconfirmed
+        record and its duplicated client id); False past the retries."""
+        if guest.setup_retries >= MAX_SETUP_RETRIES:
+            return False
+        guest.setup_retries += 1
+        print("guest %d: %s; EXCHANGE_ID again" % (guest.cid, reason), file=sys.stderr)
+        guest.stage = "exchange"
+        heapq.heappush(due, (now, guest.index))
+        return True
 
     def lose(guest, now, why):
         nonlocal lost_count
@@ -280,22 +291,9 @@ def hold(pattern, first, count, interval, duration):
                 pending.pop(guest.index, None)
                 if why and why.startswith("NFS status "):
                     nfs_error_replies += 1
-
-                def again(reason):
-                    # EXCHANGE_ID afresh, at once: nfsd replaces the
-                    # unconfirmed record and its duplicated client id.
-                    nonlocal retries
-                    retries += 1
-                    guest.setup_retries += 1
-                    print("guest %d: %s; EXCHANGE_ID again" % (guest.cid, reason), file=sys.stderr)
-                    if guest.setup_retries > MAX_SETUP_RETRIES:
-                        return False
-                    guest.stage = "exchange"
-                    heapq.heappush(due, (arrived, guest.index))
-                    return True
                 if guest.stage == "session" and why == "NFS status 10017":
                     clid_inuse.append((guest.cid, guest.clientid))
-                    if again("CREATE_SESSION with client id %#x: NFS4ERR_CLID_INUSE" % guest.clientid):
+                    if again(guest, arrived, "CREATE_SESSION with client id %#x: NFS4ERR_CLID_INUSE" % guest.clientid):
                         continue
                 if guest.stage != "ready":
                     # Session setup: EXCHANGE_ID gives the client id and
@@ -313,7 +311,7 @@ def hold(pattern, first, count, interval, duration):
                         holders.add(guest.cid)
                         if others:
                             duplicates += 1
-                            if again("the server gave client id %#x to guest %s too" % (
+                            if again(guest, arrived, "the server gave client id %#x to guest %s too" % (
                                     guest.clientid, " and ".join(str(c) for c in sorted(others)))):
                                 continue
                             errors += 1
@@ -354,7 +352,7 @@ def hold(pattern, first, count, interval, duration):
     print("hold: guests %d connect_failures %d opened_s %.1f setup_calls %d calls %d answers %d errors %d lost %d rtt_p50_ms %.1f rtt_p99_ms %.1f rtt_max_ms %.1f held_s %.0f clientid_duplicates %d setup_retries %d nfs_error_replies %d" % (
         count, failures, opened - start, setup_calls, calls, answers, errors, len(lost), 1000 * percentile(rtts, 0.5),
         1000 * percentile(rtts, 0.99), 1000 * (max(rtts) if rtts else 0), time.monotonic() - opened,
-        duplicates, retries, nfs_error_replies), flush=True)
+        duplicates, sum(guest.setup_retries for guest in guests), nfs_error_replies), flush=True)
     for guest in guests:
         if guest.lost is None:
             guest.sock.close()

@@ -135,11 +135,12 @@ metric_of() { "$NFSD" status --prometheus | awk -v prefix="$1{cid=\"1\"," 'index
 # BEFORE AFTER WHAT: the counter moved by the payload, and by at most 5% + 256 KiB more
 # (RPC and record headers, the mount's GETATTRs and COMMIT).
 assert_moved_by_payload() {
-  local delta=$(( $2 - $1 )) low=$(( 16 << 20 )) high=$(( (16 << 20) * 105 / 100 + (256 << 10) ))
-  vmt_note "$3: $delta bytes for a $low-byte file"
-  (( delta >= low && delta <= high )) || fail "$3: moved by $delta bytes, not within $low..$high"
+  local delta=$(( $2 - $1 )) high=$(( PAYLOAD * 105 / 100 + (256 << 10) ))
+  vmt_note "$3: $delta bytes for a $PAYLOAD-byte file"
+  (( delta >= PAYLOAD && delta <= high )) || fail "$3: moved by $delta bytes, not within $PAYLOAD..$high"
 }
-head -c $(( 16 << 20 )) /dev/urandom > "$W/payload16"
+PAYLOAD=$(( 16 << 20 ))
+head -c "$PAYLOAD" /dev/urandom > "$W/payload16"
 received0=$(metric_of nfs_vsock_guest_received_bytes_total)
 cp "$W/payload16" "$W/x/payload16"
 timeout 60 sync -f "$W/x/payload16"
