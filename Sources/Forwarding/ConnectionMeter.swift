@@ -1,5 +1,6 @@
 import RPCMetrics
 import Synchronization
+import SystemEdge
 
 /// What a forwarded connection has carried so far: bytes each way and,
 /// when its Forwarder follows the RPC stream, the RPC counts. Stored by
@@ -7,7 +8,7 @@ import Synchronization
 public final class ConnectionMeter: Sendable {
     private let fromA = Atomic<UInt64>(0)
     private let fromB = Atomic<UInt64>(0)
-    private let calls = Mutex(RPCCounts())
+    private let calls = ThreadLock(RPCCounts())
 
     public init() {}
 

@@ -49,11 +49,9 @@ public enum MountVsock {
         }
         let relay = VsockRelay(cid: request.cid, port: request.vsockPort)
         // 1. vsock and the host, before anything else starts.
-        let probe = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue), 0)
-        if probe < 0 {
+        guard Socket.supported(family: AF_VSOCK) else {
             return fail(MountVsockProblem.noVsockSocket(errno: errno))
         }
-        close(probe)
         do {
             close(try relay.connectHost(privileged: false))
         } catch {

@@ -24,21 +24,12 @@ public final class VsockRelay: Sendable {
     /// `secure` check sees the truth.
     public func connectHost(privileged: Bool) throws(SystemError) -> Int32 {
         let target = SocketAddress.vsock(cid: cid, port: port)
-        func vsockSocket() throws(SystemError) -> Int32 {
-            let fd = socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemError.current("socket(AF_VSOCK)", target.description) }
-            SocketTuning.enlargeVsockBuffer(fd)
-            return fd
-        }
-        func connectTarget(_ fd: Int32) -> Int32 { target.withSockaddr { Glibc.connect(fd, $0, $1) } }
         // A port the kernel chose that turns out taken (EADDRINUSE) gets
         // one more try, except after a refused bind.
         var retryInUse = true
         if privileged {
             let outcome = try PrivilegedPort.connect(
-                socket: vsockSocket,
-                bind: { fd, local in SocketAddress.vsock(cid: SocketAddress.anyCID, port: UInt32(local)).withSockaddr { bind(fd, $0, $1) } },
-                connect: connectTarget)
+                to: target, from: { .vsock(cid: SocketAddress.anyCID, port: UInt32($0)) }, prepare: { SocketTuning.enlargeVsockBuffer($0) })
             switch outcome {
             case .connected(let fd): return fd
             case .connectFailed(let error): throw SystemError("connect", target.description, errno: error)
@@ -49,8 +40,9 @@ public final class VsockRelay: Sendable {
             }
         }
         while true {
-            let fd = try vsockSocket()
-            if connectTarget(fd) == 0 { return fd }
+            let fd = try target.socket()
+            SocketTuning.enlargeVsockBuffer(fd)
+            if target.connect(fd) == 0 { return fd }
             let error = errno
             close(fd)
             if error == EADDRINUSE && retryInUse {

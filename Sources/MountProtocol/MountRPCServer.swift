@@ -4,7 +4,6 @@ import Glibc
 import CMountGlue
 import CTIRPC
 import SystemEdge
-import Synchronization
 
 /// The MOUNT protocol server (RPC program 100005, versions 1 and 3) that
 /// mountd hosts, on libtirpc.
@@ -50,7 +49,7 @@ public final class MountRPCServer: Sendable {
         var ports: (tcp: UInt16?, udp: UInt16?)
     }
 
-    private let state = Mutex<State>(.idle)
+    private let state = ThreadLock<State>(.idle)
 
     /// `log` receives what a client cannot be told: replies that could not
     /// be sent, entries left out of a list, refused paths. By default it
@@ -197,9 +196,7 @@ public final class MountRPCServer: Sendable {
             return (parsed, false)
         }
         // Where the kernel has no IPv6 at all, listen on IPv4 only.
-        let probe = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard probe >= 0 else { return (SocketAddress.anyInet(port: port), false) }
-        close(probe)
+        guard Socket.supported(family: AF_INET6, type: Socket.datagram) else { return (SocketAddress.anyInet(port: port), false) }
         return (SocketAddress.anyInet6(port: port), true)
     }
 

@@ -4,7 +4,6 @@ import Glibc
 import CMountGlue
 import CTIRPC
 import SystemEdge
-import Synchronization
 
 /// libtirpc keeps its server side in process globals: the table of
 /// transports by descriptor, `svc_pollfd`, the program/version callouts,
@@ -13,7 +12,7 @@ import Synchronization
 /// threads (and the connection bookkeeping below, which reads `svc_pollfd`)
 /// never see it half-changed.
 enum TIRPCServerLock {
-    static let mutex = Mutex<Void>(())
+    static let mutex = ThreadLock<Void>(())
 
     static func withLock<R>(_ body: () -> R) -> R {
         mutex.withLock { _ in body() }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NFSAdmin
+import SystemEdge
 
 /// One /proc/net/rpc/<cache>/channel: one request per read, one reply per
 /// write. Reopened when it goes away (module unloaded, server restarted).

@@ -6,6 +6,7 @@ import CLinux
 import MountdCore
 import NFSAdmin
 import NFSExports
+import SystemEdge
 
 /// Looks up the facts mountd needs about a path's filesystem: device
 /// numbers, inode, UUID (libblkid for block devices, else statfs's f_fsid),

@@ -8,6 +8,7 @@ import MountdCore
 import MountProtocol
 import NFSAdmin
 import NFSExports
+import SystemEdge
 
 /// The kernel's upcall daemon: answers auth.unix.ip, nfsd.export, nfsd.fh
 /// (and auth.unix.gid with --manage-gids) from /var/lib/nfs/etab.

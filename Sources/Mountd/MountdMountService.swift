@@ -5,6 +5,7 @@ import MountdCore
 import MountProtocol
 import NFSAdmin
 import NFSExports
+import SystemEdge
 
 /// The MOUNT protocol answers (NFSv3 clients), from the same export table
 /// as the kernel upcalls: the client must be granted the path (or an

@@ -156,9 +156,7 @@ public enum NetworkNamespace {
     /// 127.0.0.1/8 as it comes up). Returns whether it was down.
     @discardableResult
     public static func bringLoopbackUp() throws(SystemError) -> Bool {
-        let fd = try SystemCall.check("socket", "AF_INET (to configure lo)") {
-            socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        }
+        let fd = try Socket.open(family: AF_INET, type: Socket.datagram, for: "to configure lo")
         defer { close(fd) }
         var request = ifreq()
         withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { raw in

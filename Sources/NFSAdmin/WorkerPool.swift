@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemEdge
 
 /// Blocking jobs (a name lookup that waits out a resolver's timeouts) on
 /// threads of the project's own, never on Dispatch's shared pool. A thread

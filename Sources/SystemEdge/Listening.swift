@@ -61,7 +61,7 @@ extension SocketAddress {
     /// and listening when it is a stream socket. On any failure the socket
     /// is closed again and the step and errno are thrown.
     public func listen(_ options: ListenOptions) throws(ListenFailure) -> Int32 {
-        let fd = socket(family, options.type | Int32(SOCK_CLOEXEC.rawValue), options.protocolNumber)
+        let fd = Socket.open(family: family, type: options.type, protocolNumber: options.protocolNumber)
         guard fd >= 0 else { throw ListenFailure(step: .socket, errno: Glibc.errno) }
         func fail(_ step: ListenFailure.Step) -> ListenFailure {
             let failure = ListenFailure(step: step, errno: Glibc.errno)
@@ -77,7 +77,7 @@ extension SocketAddress {
             var value: Int32 = only ? 1 : 0
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &value, size)
         }
-        guard withSockaddr({ bind(fd, $0, $1) }) == 0 else { throw fail(.bind) }
+        guard bind(fd) == 0 else { throw fail(.bind) }
         if options.type == Int32(SOCK_STREAM.rawValue) {
             guard Glibc.listen(fd, options.backlog) == 0 else { throw fail(.listen) }
         }
@@ -95,12 +95,5 @@ extension SocketAddress {
     }
 
     /// "AF_INET", "AF_INET6", "AF_VSOCK", "AF_UNIX", for messages.
-    public var familyName: String {
-        switch self {
-        case .inet: "AF_INET"
-        case .inet6: "AF_INET6"
-        case .vsock: "AF_VSOCK"
-        case .unix: "AF_UNIX"
-        }
-    }
+    public var familyName: String { Socket.familyName(family) }
 }

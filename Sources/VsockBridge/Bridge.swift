@@ -325,7 +325,7 @@ public final class Bridge: Sendable {
             }
             admit(connection, cid: peerCID, privileged: peerPort < 1024, unprivileged: peerPort >= 1024, from: name)
         case .unix(let fd, let path, let cid):
-            let connection = accept(fd, nil, nil)
+            let connection = SocketAddress.accept(fd).fd
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { return .accepted }
                 return errno == EAGAIN ? .none : .failed(errno)
@@ -555,18 +555,11 @@ enum LoopbackConnector {
         guard case .v4(let sourceValue) = source, case .v4(let targetValue)? = IPAddress(host) else {
             throw SystemError("connect", host, errno: EAFNOSUPPORT)
         }
-        func tcpSocket() throws(SystemError) -> Int32 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemError.current("socket", "AF_INET") }
-            SocketTuning.noDelay(fd)
-            return fd
-        }
         // Unprivileged: port 0 (the kernel's choice) through the same
         // search, bound to the guest's source address all the same.
         let outcome = try PrivilegedPort.connect(
-            from: privileged ? PrivilegedPort.range : [0], socket: tcpSocket,
-            bind: { fd, local in SocketAddress.inet(address: sourceValue, port: local).withSockaddr { bind(fd, $0, $1) } },
-            connect: { fd in SocketAddress.inet(address: targetValue, port: port).withSockaddr { Glibc.connect(fd, $0, $1) } })
+            to: .inet(address: targetValue, port: port), from: { .inet(address: sourceValue, port: $0) },
+            ports: privileged ? PrivilegedPort.range : [0], prepare: SocketTuning.noDelay)
         switch outcome {
         case .connected(let fd): return fd
         case .bindFailed(let local, let error): throw SystemError("bind", "\(source):\(local)", errno: error)

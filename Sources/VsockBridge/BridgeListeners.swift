@@ -113,8 +113,7 @@ public enum BridgeListeners {
         guard us == 0 || owner == us else {
             throw SystemError("fchownat", "\(path) to the VMM's uid \(owner): the bridge runs as uid \(us), not root (start it as root, or as the VMM's user)", errno: EPERM)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError.current("socket(AF_UNIX)", path) }
+        let fd = try Socket.open(family: AF_UNIX, for: path)
         // A socket file left by an earlier run would make bind fail.
         var info = stat()
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
@@ -126,7 +125,7 @@ public enum BridgeListeners {
         let (bound, bindError) = umaskLock.withLock { _ in
             let before = umask(0o177)
             defer { umask(before) }
-            let bound = address.withSockaddr { bind(fd, $0, $1) }
+            let bound = address.bind(fd)
             return (bound, errno)
         }
         guard bound == 0 else {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NFSAdmin
+import SystemEdge
 
 /// Keeps the bridge's status file current for `nfsd-control status`:
 /// rewrites it (temporary file + rename, only when the content changed)

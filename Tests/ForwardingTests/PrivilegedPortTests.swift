@@ -136,4 +136,36 @@ struct PrivilegedPortTests {
         defer { close(fd) }
         #expect((512..<1023).contains(localPort(fd)))
     }
+
+    @Test("to an address from an address: each socket its own, prepared, close-on-exec; a taken port skipped")
+    func addresses() throws {
+        let server = tcpListener(), taken = tcpListener()
+        defer { close(server.fd); close(taken.fd) }
+        let free = freePort()
+        var prepared: [Int32] = []
+        var closeOnExec = true
+        let outcome = try PrivilegedPort.connect(
+            to: loopbackAddress(port: server.port), from: { loopbackAddress(port: $0) }, ports: [taken.port, free],
+            prepare: { fd in
+                prepared.append(fd)
+                closeOnExec = closeOnExec && fcntl(fd, F_GETFD) & FD_CLOEXEC != 0
+            })
+        guard case .connected(let fd) = outcome else { Issue.record("\(outcome)"); return }
+        defer { close(fd) }
+        #expect(localPort(fd) == free)
+        #expect(prepared.count == 2 && prepared.last == fd)
+        #expect(closeOnExec)
+    }
+
+    @Test("to an address: the connect's error is the outcome")
+    func addressRefused() throws {
+        let closed = try loopbackAddress(port: 0).socket()
+        defer { close(closed) }
+        try #require(loopbackAddress(port: 0).bind(closed) == 0)
+        var made = 0
+        let outcome = try PrivilegedPort.connect(to: loopbackAddress(port: localPort(closed)), from: { loopbackAddress(port: $0) },
+                                                 ports: [0, 0], prepare: { _ in made += 1 })
+        #expect(outcome == .connectFailed(errno: ECONNREFUSED))
+        #expect(made == 1)
+    }
 }

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Testing
 @testable import NFSAdmin
+import SystemEdge
 
 /// mountd's name lookups run here: a blocked job never delays another while
 /// the limit allows, the limit holds, and a quiet pool ends its threads.

@@ -6,7 +6,8 @@ import Glibc
 /// check trusts only ports below 1024: the ports are bound in turn, highest
 /// first, and one that is taken is skipped. Both ends of the vsock hop do
 /// it: the guest's relay to the host's vsock port, the bridge to nfsd's
-/// loopback listener. The sockets and addresses are the caller's.
+/// loopback listener. `connect(to:from:)` opens the sockets itself; the
+/// closure form takes the caller's, for tests that make a step fail.
 public enum PrivilegedPort {
     /// 1023 down to 512.
     public static let range: [UInt16] = Array((512...1023).reversed())
@@ -49,5 +50,20 @@ public enum PrivilegedPort {
             return .connectFailed(errno: lastError)
         }
         return .noFreePort(errno: lastError)
+    }
+
+    /// Connects a new socket of `target`'s family to `target`, bound first
+    /// to `source(port)` for each of `ports` in turn (port 0: the kernel's
+    /// choice). `prepare` sets each socket up before it binds.
+    public static func connect(to target: SocketAddress, from source: (UInt16) -> SocketAddress, ports: [UInt16] = range,
+                               prepare: (Int32) -> Void = { _ in }) throws(SystemError) -> Outcome {
+        try connect(from: ports,
+                    socket: { () throws(SystemError) -> Int32 in
+                        let fd = try target.socket()
+                        prepare(fd)
+                        return fd
+                    },
+                    bind: { fd, port in source(port).bind(fd) },
+                    connect: { fd in target.connect(fd) })
     }
 }

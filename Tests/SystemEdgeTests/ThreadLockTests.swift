@@ -1,6 +1,6 @@
 import Dispatch
 import Glibc
-import NFSAdmin
+import SystemEdge
 import Testing
 
 @Suite("thread lock's condition")
