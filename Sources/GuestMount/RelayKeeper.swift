@@ -95,10 +95,7 @@ enum WritebackPath {
 /// looks when a mount stalls; nothing else of the relay's is visible.
 enum KernelLog {
     static func write(_ line: String) {
-        let fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard let fd = try? FileDescriptor.open("/dev/kmsg", O_WRONLY) else { return }
+        fd.closeAfter { try? fd.writeMessage(Array((line + "\n").utf8), for: "/dev/kmsg") }
     }
 }

@@ -44,23 +44,15 @@ final class CacheChannel: @unchecked Sendable {
     func open() -> Int32? {
         descriptor.withLock { fd -> Int32? in
             if fd >= 0 { return nil }
-            let opened: Int32
-            if let namespace {
-                do throws(SystemError) {
-                    opened = try NetworkNamespace.withEntered(namespace) { () throws(SystemError) -> Int32 in
-                        let result = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
-                        if result < 0 { throw SystemError.current("open", path) }
-                        return result
-                    }
-                } catch {
-                    return error.errno
-                }
-            } else {
-                opened = Glibc.open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
-                if opened < 0 { return errno }
+            let path = self.path
+            func openChannel() throws(SystemError) -> FileDescriptor { try FileDescriptor.open(path, O_RDWR | O_NONBLOCK) }
+            do throws(SystemError) {
+                let opened = if let namespace { try NetworkNamespace.withEntered(namespace, openChannel) } else { try openChannel() }
+                fd = opened.rawValue
+                return nil
+            } catch {
+                return error.errno
             }
-            fd = opened
-            return nil
         }
     }
 
@@ -80,13 +72,13 @@ final class CacheChannel: @unchecked Sendable {
     func read() -> ReadResult {
         let fd = self.fd
         guard fd >= 0 else { return .failed(EBADF) }
-        let count = buffer.withUnsafeMutableBytes { raw in
-            // SAFETY: raw is the whole 32 KiB buffer, valid for the call.
-            Glibc.read(fd, raw.baseAddress, raw.count)
-        }
-        if count < 0 {
-            if errno == EAGAIN || errno == EINTR { return .nothing }
-            return .failed(errno)
+        let count: Int
+        do {
+            count = try buffer.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemError) in try FileDescriptor(rawValue: fd).read(into: raw, for: path) }
+            }.get()
+        } catch {
+            return error.errno == EAGAIN ? .nothing : .failed(error.errno)
         }
         if count == 0 { return .nothing }
         var end = count

@@ -133,20 +133,12 @@ public final class MountdMountService: MountService {
 enum KernelFileHandle {
     static func get(domain: String, path: String, maxSize: Int, paths: SystemPaths) -> [UInt8]? {
         let file = paths.procNFSD + "/filehandle"
-        let fd = open(file, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let fd = try? FileDescriptor.open(file, O_RDWR) else { return nil }
+        defer { fd.close() }
         let request = Array("\(CacheText.word(domain)) \(CacheText.word(path)) \(maxSize)\n".utf8)
-        let written = request.withUnsafeBytes { raw in
-            // SAFETY: raw covers the request.
-            write(fd, raw.baseAddress, raw.count)
-        }
-        guard written == request.count else { return nil }
+        guard (try? fd.writeMessage(request, for: file)) != nil else { return nil }
         var buffer = [UInt8](repeating: 0, count: 512)
-        let count = buffer.withUnsafeMutableBytes { raw in
-            // SAFETY: raw is the whole buffer.
-            read(fd, raw.baseAddress, raw.count)
-        }
+        let count = (try? buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemError) in try fd.read(into: raw, for: file) } }.get()) ?? 0
         guard count > 0 else { return nil }
         let text = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").first ?? ""
         guard let words = try? CacheWords.split(text), let handle = words.first?.binary, !handle.isEmpty else { return nil }

@@ -8,18 +8,9 @@ public enum Console {
     public static func out(_ text: String) { write(1, text) }
     public static func err(_ text: String) { write(2, text) }
 
+    /// All of `text`, or as much as goes before a write fails (a closed
+    /// pipe): there is nowhere left to report that.
     public static func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { raw in
-                // SAFETY: raw covers the remaining bytes.
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            bytes = bytes.dropFirst(written)
-        }
+        try? FileDescriptor(rawValue: fd).writeAll(Array(text.utf8), for: "standard output")
     }
 }

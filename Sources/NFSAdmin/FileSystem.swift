@@ -8,13 +8,13 @@ import NFSExports
 public enum FileSystem {
     /// The whole file, or nil if it does not exist.
     public static func readIfExists(_ path: String) throws(SystemError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw SystemError.current("open", path)
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, O_RDONLY)
+        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+            return nil
         }
-        defer { close(fd) }
-        return try readAll(fd: fd, name: path)
+        return try fd.closeAfter { () throws(SystemError) in try fd.readAll(for: path) }
     }
 
     public static func read(_ path: String) throws(SystemError) -> [UInt8] {
@@ -22,47 +22,11 @@ public enum FileSystem {
         return bytes
     }
 
-    static func readAll(fd: Int32, name: String) throws(SystemError) -> [UInt8] {
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = try SystemCall.check("read", name) {
-                buffer.withUnsafeMutableBytes { raw in
-                    // SAFETY: raw is a valid writable buffer of raw.count bytes for the call.
-                    Glibc.read(fd, raw.baseAddress, raw.count)
-                }
-            }
-            if count == 0 { return result }
-            result.append(contentsOf: buffer[0..<count])
-        }
-    }
-
-    static func writeAll(fd: Int32, _ bytes: [UInt8], name: String) throws(SystemError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = try SystemCall.check("write", name) {
-                bytes.withUnsafeBytes { raw in
-                    // SAFETY: offset < raw.count, so the range lies inside the array's storage.
-                    Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
-                }
-            }
-            offset += written
-        }
-    }
-
     /// Writes one message in one write(2), as the kernel's cache channels
     /// and /proc/fs/nfsd files require.
     public static func writeMessage(_ text: String, to path: String) throws(SystemError) {
-        let fd = try SystemCall.check("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        let written = try SystemCall.check("write", path) {
-            bytes.withUnsafeBytes { raw in
-                // SAFETY: raw covers the whole message.
-                Glibc.write(fd, raw.baseAddress, raw.count)
-            }
-        }
-        if written != bytes.count { throw SystemError("write", path, errno: EIO) }
+        let fd = try FileDescriptor.open(path, O_WRONLY)
+        try fd.closeAfter { () throws(SystemError) in try fd.writeMessage(Array(text.utf8), for: path) }
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
@@ -138,7 +102,7 @@ public enum FileSystem {
 
     /// Creates `path`, which must not exist yet, for writing.
     public static func createNew(_ path: String, mode: mode_t) throws(SystemError) -> Int32 {
-        try SystemCall.check("open(O_CREAT|O_EXCL|O_NOFOLLOW)", path) { open(path, OpenFlags.createNew, mode) }
+        try FileDescriptor.open(path, OpenFlags.createNew, mode: mode, call: "open(O_CREAT|O_EXCL|O_NOFOLLOW)").rawValue
     }
 
     /// A name beside `path` that no other writer picks, and that nobody
@@ -170,7 +134,7 @@ public enum FileSystem {
         if let current = try readIfExists(path), current == bytes { return false }
         let (fd, temporary) = try createTemporary(beside: path, mode: mode)
         do {
-            try writeAll(fd: fd, bytes, name: temporary)
+            try FileDescriptor(rawValue: fd).writeAll(bytes, for: temporary)
             try SystemCall.check("fsync", temporary) { fsync(fd) }
         } catch {
             close(fd)
@@ -203,7 +167,7 @@ public final class FileLock {
 
     public init(path: String) throws(SystemError) {
         self.path = path
-        fd = try SystemCall.check("open", path) { open(path, FileSystem.OpenFlags.lockFile, 0o600) }
+        fd = try FileDescriptor.open(path, FileSystem.OpenFlags.lockFile, mode: 0o600).rawValue
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)

@@ -177,7 +177,7 @@ public enum NetworkNamespace {
     }
 
     private static func openNamespace(_ path: String) throws(SystemError) -> Int32 {
-        try SystemCall.check("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        try FileDescriptor.open(path, O_RDONLY).rawValue
     }
 
     /// Back to the thread's own namespace. If that ever failed the thread
