@@ -79,7 +79,7 @@ public struct BridgeCommand: ParsableCommand {
                 do throws(NFSConf.Mismatch) {
                     return try Self.endpoint.read(text)
                 } catch {
-                    throw ValidationError("--target: \(error.problem)")
+                    throw ValidationError("--target: \(error.message)")
                 }
             }
             if let (host, port) = try conf.resolve("vsock", "target", as: Self.endpoint, commandLine: targetOption) {

@@ -11,10 +11,8 @@ public enum CacheWords {
         public var binary: [UInt8]? { if case .binary(let value) = self { value } else { nil } }
     }
 
-    public struct Malformed: Error, Sendable, Equatable, CustomStringConvertible {
-        public var reason: String
-        public var description: String { reason }
-    }
+    /// A line that is not what the kernel sends: NFSExports' Problem.
+    public typealias Malformed = Problem
 
     public static func split(_ line: Substring) throws(Malformed) -> [Word] {
         var words: [Word] = []
@@ -28,13 +26,13 @@ public enum CacheWords {
         let bytes = Array(raw.utf8)
         if bytes.count >= 2 && bytes[0] == 0x5C && bytes[1] == 0x78 {  // "\x"
             let hex = bytes[2...]
-            guard hex.count % 2 == 0 else { throw Malformed(reason: "odd number of hex digits in \(raw)") }
+            guard hex.count % 2 == 0 else { throw Malformed("odd number of hex digits in \(raw)") }
             var out: [UInt8] = []
             out.reserveCapacity(hex.count / 2)
             var index = hex.startIndex
             while index < hex.endIndex {
                 guard let high = hexValue(hex[index]), let low = hexValue(hex[index + 1]) else {
-                    throw Malformed(reason: "bad hex digit in \(raw)")
+                    throw Malformed("bad hex digit in \(raw)")
                 }
                 out.append(high << 4 | low)
                 index += 2
@@ -64,16 +62,16 @@ public struct AuthUnixIPRequest: Sendable, Equatable {
     public static func parse(_ line: Substring) throws(CacheWords.Malformed) -> AuthUnixIPRequest {
         let words = try CacheWords.split(line)
         guard words.count == 2, let serviceClass = words[0].text, let addressText = words[1].text else {
-            throw CacheWords.Malformed(reason: "expected '<class> <address>'")
+            throw CacheWords.Malformed("expected '<class> <address>'")
         }
         if addressText.hasPrefix(ClientSpec.vsockPrefix) {
             guard let cid = UInt32(addressText.dropFirst(ClientSpec.vsockPrefix.count)), cid <= ClientSpec.maxCID else {
-                throw CacheWords.Malformed(reason: "bad vsock address \(addressText)")
+                throw CacheWords.Malformed("bad vsock address \(addressText)")
             }
             return AuthUnixIPRequest(serviceClass: serviceClass, addressText: addressText, client: .vsock(cid))
         }
         guard let address = IPAddress(addressText) else {
-            throw CacheWords.Malformed(reason: "bad address \(addressText)")
+            throw CacheWords.Malformed("bad address \(addressText)")
         }
         return AuthUnixIPRequest(serviceClass: serviceClass, addressText: addressText, client: .ip(address.unmapped))
     }
@@ -87,7 +85,7 @@ public struct ExportRequest: Sendable, Equatable {
     public static func parse(_ line: Substring) throws(CacheWords.Malformed) -> ExportRequest {
         let words = try CacheWords.split(line)
         guard words.count == 2, let domain = words[0].text, let path = words[1].text, path.hasPrefix("/") else {
-            throw CacheWords.Malformed(reason: "expected '<domain> <path>'")
+            throw CacheWords.Malformed("expected '<domain> <path>'")
         }
         return ExportRequest(domain: domain, path: path)
     }
@@ -106,10 +104,10 @@ public struct FileHandleRequest: Sendable, Equatable {
         let words = try CacheWords.split(line)
         guard words.count == 3, let domain = words[0].text, let typeText = words[1].text, let type = Int(typeText),
               let fsid = words[2].binary
-        else { throw CacheWords.Malformed(reason: "expected '<domain> <fsidtype> \\x<fsid>'") }
-        guard let length = fsidLengths[type] else { throw CacheWords.Malformed(reason: "unknown fsid type \(type)") }
+        else { throw CacheWords.Malformed("expected '<domain> <fsidtype> \\x<fsid>'") }
+        guard let length = fsidLengths[type] else { throw CacheWords.Malformed("unknown fsid type \(type)") }
         guard fsid.count == length else {
-            throw CacheWords.Malformed(reason: "fsid type \(type) needs \(length) bytes, got \(fsid.count)")
+            throw CacheWords.Malformed("fsid type \(type) needs \(length) bytes, got \(fsid.count)")
         }
         return FileHandleRequest(domain: domain, fsidType: type, fsid: fsid)
     }
@@ -122,7 +120,7 @@ public struct GroupsRequest: Sendable, Equatable {
     public static func parse(_ line: Substring) throws(CacheWords.Malformed) -> GroupsRequest {
         let words = try CacheWords.split(line)
         guard words.count == 1, let text = words[0].text, let uid = UInt32(text) else {
-            throw CacheWords.Malformed(reason: "expected '<uid>'")
+            throw CacheWords.Malformed("expected '<uid>'")
         }
         return GroupsRequest(uid: uid)
     }

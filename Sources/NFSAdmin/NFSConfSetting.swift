@@ -30,10 +30,7 @@ extension NFSConf {
 
     /// Why a text is not a value of an NFSConfType; `value(_:_:as:)` adds
     /// where it is.
-    public struct Mismatch: Error, Sendable, Equatable {
-        public var problem: String
-        public init(_ problem: String) { self.problem = problem }
-    }
+    public typealias Mismatch = NFSExports.Problem
 
     /// `[section] key` read as `type`; nil when nfs.conf does not set it.
     public func value<Value>(_ section: String, _ key: String, as type: NFSConfType<Value>) throws(Problem) -> Value? {
@@ -41,7 +38,7 @@ extension NFSConf {
         do {
             return try type.read(raw.text)
         } catch {
-            throw Problem(file: raw.file, line: raw.line, section: section.lowercased(), key: key.lowercased(), problem: error.problem)
+            throw Problem(file: raw.file, line: raw.line, section: section.lowercased(), key: key.lowercased(), problem: error.message)
         }
     }
 
