@@ -23,9 +23,11 @@ let package = Package(
         // record-marking parser, its counts and latency histogram. Pure.
         .target(name: "RPCMetrics"),
         // The system-call edge every target that touches the kernel shares:
-        // socket addresses (inet, inet6, vsock, unix) in and out of sockaddr, and
-        // SystemError, SystemCall.check: a failed call as a thrown error;
-        // SystemCall.spawn, the one posix_spawn.
+        // socket addresses (inet, inet6, vsock, unix) in and out of sockaddr;
+        // Socket (the one socket(2)), listen, accept with the peer, and the
+        // connect from a privileged port; FileDescriptor; SystemError,
+        // SystemCall.check: a failed call as a thrown error; SystemCall.spawn,
+        // the one posix_spawn; PosixThread; ThreadLock.
         // Depends on nothing of the project but the CLinux headers.
         .target(name: "SystemEdge", dependencies: ["CLinux"]),
         // The I/O layer the tools share: state directory, etab lock and
@@ -64,7 +66,7 @@ let package = Package(
             ]),
         .executableTarget(name: "mountd", dependencies: ["MountdCommand"]),
         // What both ends of the vsock hop share: the byte forwarder, its
-        // meter, socket tuning, the privileged source port search.
+        // meter, socket tuning.
         .target(name: "Forwarding", dependencies: ["RPCMetrics", "SystemEdge", "CLinux"]),
         // The host bridge for kernels without an AF_VSOCK nfsd transport.
         .target(name: "VsockBridge", dependencies: ["Forwarding", "RPCMetrics", "NFSAdmin", "NFSExports", "SystemEdge"]),

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import SystemEdge
 
 /// Socket options both ends of the vsock hop set, bridge and guest relay.
 public enum SocketTuning {
@@ -18,9 +19,8 @@ public enum SocketTuning {
     /// the size to it). For a listener, accepted sockets inherit it.
     /// Best effort: a transport that refuses keeps its default.
     public static func enlargeVsockBuffer(_ fd: Int32, to size: UInt64 = vsockBufferSize) {
-        var value = size
         for option in [SO_VM_SOCKETS_BUFFER_MAX_SIZE, SO_VM_SOCKETS_BUFFER_SIZE] {
-            _ = setsockopt(fd, AF_VSOCK, Int32(option), &value, socklen_t(MemoryLayout<UInt64>.size))
+            Socket.setOption(fd, AF_VSOCK, Int32(option), size)
         }
     }
 
@@ -28,7 +28,6 @@ public enum SocketTuning {
     /// reaches the forwarder in pieces must not wait for the peer's
     /// delayed ACK (Nagle) before its last piece goes out.
     public static func noDelay(_ fd: Int32) {
-        var on: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1))
     }
 }

@@ -68,18 +68,13 @@ extension SocketAddress {
             close(fd)
             return failure
         }
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        if options.reuseAddress {
-            var on: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
-        }
+        if options.reuseAddress { Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1)) }
         if family == AF_INET6, let only = options.ipv6Only {
-            var value: Int32 = only ? 1 : 0
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &value, size)
+            Socket.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(only ? 1 : 0))
         }
         guard bind(fd) == 0 else { throw fail(.bind) }
         if options.type == Int32(SOCK_STREAM.rawValue) {
-            guard Glibc.listen(fd, options.backlog) == 0 else { throw fail(.listen) }
+            guard Socket.listen(fd, backlog: options.backlog) == 0 else { throw fail(.listen) }
         }
         return fd
     }

@@ -34,6 +34,17 @@ public enum Socket {
         return true
     }
 
+    /// setsockopt(2) of a plain value (an Int32 flag, a UInt64 size): 0,
+    /// or -1 with errno set.
+    @discardableResult
+    public static func setOption<Value: BitwiseCopyable>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Value) -> Int32 {
+        var value = value
+        return setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Value>.size))
+    }
+
+    /// listen(2) of a bound stream socket: 0, or -1 with errno set.
+    public static func listen(_ fd: Int32, backlog: Int32) -> Int32 { Glibc.listen(fd, backlog) }
+
     /// "AF_INET", "AF_INET6", "AF_VSOCK", "AF_UNIX", or the number.
     public static func familyName(_ family: Int32) -> String {
         switch family {

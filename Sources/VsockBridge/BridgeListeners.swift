@@ -148,7 +148,7 @@ public enum BridgeListeners {
                 throw fail("fchownat", "\(path) to uid \(owner)", errno)
             }
         }
-        guard listen(fd, 64) == 0 else { throw fail("listen", path, errno) }
+        guard Socket.listen(fd, backlog: 64) == 0 else { throw fail("listen", path, errno) }
         return fd
     }
 }
