@@ -74,9 +74,7 @@ final class CacheChannel: @unchecked Sendable {
         guard fd >= 0 else { return .failed(EBADF) }
         let count: Int
         do {
-            count = try buffer.withUnsafeMutableBytes { raw in
-                Result { () throws(SystemError) in try FileDescriptor(rawValue: fd).read(into: raw, for: path) }
-            }.get()
+            count = try FileDescriptor(rawValue: fd).read(into: &buffer, for: path)
         } catch {
             return error.errno == EAGAIN ? .nothing : .failed(error.errno)
         }

@@ -138,7 +138,7 @@ enum KernelFileHandle {
         let request = Array("\(CacheText.word(domain)) \(CacheText.word(path)) \(maxSize)\n".utf8)
         guard (try? fd.writeMessage(request, for: file)) != nil else { return nil }
         var buffer = [UInt8](repeating: 0, count: 512)
-        let count = (try? buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemError) in try fd.read(into: raw, for: file) } }.get()) ?? 0
+        let count = (try? fd.read(into: &buffer, for: file)) ?? 0
         guard count > 0 else { return nil }
         let text = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").first ?? ""
         guard let words = try? CacheWords.split(text), let handle = words.first?.binary, !handle.isEmpty else { return nil }

@@ -11,6 +11,6 @@ public enum Console {
     /// All of `text`, or as much as goes before a write fails (a closed
     /// pipe): there is nowhere left to report that.
     public static func write(_ fd: Int32, _ text: String) {
-        try? FileDescriptor(rawValue: fd).writeAll(Array(text.utf8), for: "standard output")
+        try? FileDescriptor(rawValue: fd).writeAll(Array(text.utf8), for: "the console")
     }
 }

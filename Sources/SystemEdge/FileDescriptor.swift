@@ -13,10 +13,6 @@ public struct FileDescriptor: RawRepresentable, Hashable, Sendable {
 
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
-    public static let standardInput = FileDescriptor(rawValue: 0)
-    public static let standardOutput = FileDescriptor(rawValue: 1)
-    public static let standardError = FileDescriptor(rawValue: 2)
-
     /// open(2) of `path` with `flags` | O_CLOEXEC; `call` names the call
     /// in the error ("open(O_CREAT|O_EXCL|O_NOFOLLOW)").
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0, call: String = "open") throws(SystemError) -> FileDescriptor {
@@ -37,12 +33,17 @@ public struct FileDescriptor: RawRepresentable, Hashable, Sendable {
         try SystemCall.check("read", subject) { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
     }
 
+    /// One read(2) into the whole of `buffer`.
+    public func read(into buffer: inout [UInt8], for subject: String) throws(SystemError) -> Int {
+        try buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemError) in try read(into: raw, for: subject) } }.get()
+    }
+
     /// Everything up to the end.
     public func readAll(for subject: String) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = try buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemError) in try read(into: raw, for: subject) } }.get()
+            let count = try read(into: &buffer, for: subject)
             if count == 0 { return result }
             result.append(contentsOf: buffer[0..<count])
         }

@@ -42,6 +42,11 @@ public enum Socket {
         return setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Value>.size))
     }
 
+    /// accept(2) of a connection whose peer address is not wanted (a
+    /// Unix socket's, which says nothing): the descriptor, or -1 with
+    /// errno set. `SocketAddress.accept` returns the peer too.
+    public static func accept(_ listener: Int32) -> Int32 { Glibc.accept(listener, nil, nil) }
+
     /// listen(2) of a bound stream socket: 0, or -1 with errno set.
     public static func listen(_ fd: Int32, backlog: Int32) -> Int32 { Glibc.listen(fd, backlog) }
 

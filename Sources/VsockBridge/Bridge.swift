@@ -325,7 +325,7 @@ public final class Bridge: Sendable {
             }
             admit(connection, cid: peerCID, privileged: peerPort < 1024, unprivileged: peerPort >= 1024, from: name)
         case .unix(let fd, let path, let cid):
-            let connection = SocketAddress.accept(fd).fd
+            let connection = Socket.accept(fd)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { return .accepted }
                 return errno == EAGAIN ? .none : .failed(errno)
